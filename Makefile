@@ -1,0 +1,21 @@
+# Two entry points (see README): `make all` runs the Weasel workflow, `make test` the checks.
+# Both create the virtual environment first when it is missing or out of date.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: all test setup
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+all: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/weasel run all
+
+test: setup
+	$(BIN)/ruff check clin_distill scripts tests
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
