@@ -82,9 +82,12 @@ def fetch_assets(
                 shutil.rmtree(dest)
             git_checkout(git["repo"], git["path"], dest, branch=git.get("branch", "main"))
             how = f"cloned from {git['repo']}"
-        else:
+        elif asset.get("url"):
             fetch_asset(project_dir, asset["url"], dest, checksum)
             how = f"from {asset['url']}"
+        else:  # no public URL: the user places it (see its description); optional downstream
+            done.append(f"{asset['dest']}: missing, no URL (optional; see project.yml)")
+            continue
         if checksum and get_checksum(dest) != checksum:
             raise AssetError(f"{asset['dest']}: MD5 checksum differs from project.yml ({how})")
         done.append(f"{asset['dest']}: {how}")

@@ -1,0 +1,25 @@
+"""Step `label-ontology`: every ontology teacher labels the unlabelled notes and gold train/dev texts."""
+
+from pathlib import Path
+
+import typer
+
+from clin_distill.teachers.run import label_docbin, load_teachers
+
+
+def main(
+    corpus_dir: Path,
+    out_dir: Path,
+    teachers: list[Path] = typer.Option(..., "--teacher", help="Assembled teacher pipeline folder"),
+) -> None:
+    pipelines = load_teachers(teachers)
+    inputs = sorted((corpus_dir / "unlabelled").glob("*.spacy"))
+    inputs += [corpus_dir / "gold" / f"{s}_{split}.spacy" for s in ("maccrobat", "bc5cdr", "ncbi")
+               for split in ("train", "dev")]
+    for src in inputs:
+        n = label_docbin(pipelines, src, out_dir / src.name)
+        typer.echo(f"{src.name}: {n:,} docs labelled by {', '.join(pipelines)}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
