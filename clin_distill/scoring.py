@@ -46,7 +46,9 @@ def score(
     lenient: dict[str, Counter] = {label: Counter() for label in labels}
     for pred_spans, gold_doc in pairs:
         pred_spans = list(pred_spans)
-        examples.append(Example(_copy_with(gold_doc, pred_spans, labels), _copy_with(gold_doc, gold_doc.ents, labels)))
+        examples.append(
+            Example(_copy_with(gold_doc, pred_spans, labels), _copy_with(gold_doc, gold_doc.ents, labels))
+        )
         for label in labels:
             hp, np_, hg, ng = lenient_counts(pred_spans, list(gold_doc.ents), label)
             lenient[label].update({"hp": hp, "np": np_, "hg": hg, "ng": ng})

@@ -14,8 +14,11 @@ def main(
 ) -> None:
     pipelines = load_teachers(teachers)
     inputs = sorted((corpus_dir / "unlabelled").glob("*.spacy"))
-    inputs += [corpus_dir / "gold" / f"{s}_{split}.spacy" for s in ("maccrobat", "bc5cdr", "ncbi")
-               for split in ("train", "dev")]
+    inputs += [
+        corpus_dir / "gold" / f"{s}_{split}.spacy"
+        for s in ("maccrobat", "bc5cdr", "ncbi")
+        for split in ("train", "dev")
+    ]
     for src in inputs:
         n = label_docbin(pipelines, src, out_dir / src.name)
         typer.echo(f"{src.name}: {n:,} docs labelled by {', '.join(pipelines)}")

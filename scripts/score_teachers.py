@@ -26,7 +26,9 @@ def main(
 ) -> None:
     pipelines = load_teachers(teachers)
     vocab = next(iter(pipelines.values())).vocab
-    texts = [d.text for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab)]
+    texts = [
+        d.text for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab)
+    ]
     dev = {s: list(DocBin().from_disk(labelled_dir / f"{s}_dev.spacy").get_docs(vocab)) for s in GOLD_LABELS}
     out = {"teachers": {}, "speed_corpus": {"notes": len(texts), "cpu_count": os.cpu_count()}}
     for name, nlp in pipelines.items():
@@ -34,7 +36,9 @@ def main(
         out["speed_corpus"]["words"] = words
         emits = set(nlp.get_pipe(name).labels)  # score only what the teacher can label
         scores = {
-            f"{s}_dev": score(((d.spans[name], d) for d in docs), [lb for lb in GOLD_LABELS[s] if lb in emits])
+            f"{s}_dev": score(
+                ((d.spans[name], d) for d in docs), [lb for lb in GOLD_LABELS[s] if lb in emits]
+            )
             for s, docs in dev.items()
             if emits & set(GOLD_LABELS[s])
         }
@@ -42,16 +46,23 @@ def main(
         typer.echo(f"{name}: {wps:,.0f} words/s")
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(out, indent=2) + "\n")
-    lines = ["# Ontology teachers", "",
-             f"Written by `weasel run score-ontology`. Speed: raw text of all {len(texts):,} unlabelled notes "
-             f"({out['speed_corpus'].get('words', 0):,} words), tokenizer included, one process, best of 2.", "",
-             "| teacher | words/s | gold set | label | strict P/R/F1 | lenient P/R/F1 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Ontology teachers",
+        "",
+        f"Written by `weasel run score-ontology`. Speed: raw text of all {len(texts):,} unlabelled notes "
+        f"({out['speed_corpus'].get('words', 0):,} words), tokenizer included, one process, best of 2.",
+        "",
+        "| teacher | words/s | gold set | label | strict P/R/F1 | lenient P/R/F1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, t in out["teachers"].items():
         for gold, labels in t["scores"].items():
             for label, s in labels.items():
                 st, le = s["strict"], s["lenient"]
-                lines.append(f"| {name} | {t['words_per_second']:,} | {gold} | {label} | "
-                             f"{st['p']:.2f}/{st['r']:.2f}/{st['f']:.2f} | {le['p']:.2f}/{le['r']:.2f}/{le['f']:.2f} |")
+                lines.append(
+                    f"| {name} | {t['words_per_second']:,} | {gold} | {label} | "
+                    f"{st['p']:.2f}/{st['r']:.2f}/{st['f']:.2f} | {le['p']:.2f}/{le['r']:.2f}/{le['f']:.2f} |"
+                )
     report.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

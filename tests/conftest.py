@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,25 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def nlp():
     return spacy.blank("en")
+
+
+PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill")
+
+
+def weasel_run_all(project: Path, data_dir: Path) -> subprocess.CompletedProcess:
+    weasel = Path(sys.executable).parent / "weasel"
+    cmd = [str(weasel), "run", "all", ".", f"--vars.shared_data={data_dir}"]
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=3600)
+
+
+@pytest.fixture(scope="session")
+def workflow_project(data_dir, tmp_path_factory) -> Path:
+    """A copy of the project after `weasel run all`, run once per test session."""
+    project = tmp_path_factory.mktemp("workflow") / "project"
+    project.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, project / name)
+    result = weasel_run_all(project, data_dir)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return project

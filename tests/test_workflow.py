@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-from conftest import ROOT
-
-PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill")
+from conftest import ROOT, weasel_run_all
 
 
-def test_weasel_run_all(data_dir, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copyfile)(src, project / name)
-    weasel = Path(sys.executable).parent / "weasel"
-    cmd = [str(weasel), "run", "all", ".", f"--vars.shared_data={data_dir}"]
-    result = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def test_weasel_run_all_outputs(workflow_project):
+    project = workflow_project
     for name in ("maccrobat_train", "maccrobat_test", "bc5cdr_test", "ncbi_test"):
         assert (project / "corpus" / "gold" / f"{name}.spacy").stat().st_size > 0
     for name in ("aci_bench", "mts_dialog", "mtsamples"):
         assert (project / "corpus" / "unlabelled" / f"{name}.spacy").stat().st_size > 0
-    # Same inputs, same numbers: the committed report is what this code produces.
-    produced = json.loads((project / "reports" / "corpus_stats.json").read_text())
-    assert produced == json.loads((ROOT / "reports" / "corpus_stats.json").read_text())
-    # A second run skips every step whose deps and outputs are unchanged.
-    again = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=600)
+        assert (project / "corpus" / "teachers" / f"{name}.spacy").stat().st_size > 0
+    # Same inputs, same numbers: the committed reports are what this code produces.
+    for report in ("corpus_stats.json", "patterns.json"):
+        produced = json.loads((project / "reports" / report).read_text())
+        assert produced == json.loads((ROOT / "reports" / report).read_text()), report
+    produced = json.loads((project / "reports" / "teachers.json").read_text())
+    committed = json.loads((ROOT / "reports" / "teachers.json").read_text())
+    for name, teacher in committed["teachers"].items():
+        assert produced["teachers"][name]["scores"] == teacher["scores"]
+        assert produced["teachers"][name]["words_per_second"] > 0
+
+
+def test_weasel_rerun_skips_current_steps(workflow_project, data_dir):
+    again = weasel_run_all(workflow_project, data_dir)
     assert again.returncode == 0
-    assert again.stdout.count("Skipping 'corpus'") == 1
+    for step in ("corpus", "patterns", "teachers", "label-ontology", "score-ontology"):
+        assert f"Skipping '{step}'" in again.stdout, step

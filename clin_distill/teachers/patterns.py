@@ -47,6 +47,21 @@ def normalise(term: str) -> str:
     return text
 
 
+def plural(text: str) -> str | None:
+    """English plural of a term's last word ("renal cyst" -> "renal cysts"), or None.
+
+    Terms ending in a digit, in "s", or in a non-letter are left alone.
+    """
+    last = text.rsplit(" ", 1)[-1]
+    if not last.isalpha() or last.endswith(("s", "x", "z")) or len(last) < 4:
+        return None
+    if last.endswith(("ch", "sh")):
+        return text + "es"
+    if last.endswith("y") and last[-2] not in "aeiou":
+        return text[:-1] + "ies"
+    return text + "s"
+
+
 def reject_reason(text: str, stop: set[str]) -> str | None:
     if len(text) < MIN_CHARS:
         return "too_short"
@@ -60,18 +75,20 @@ def reject_reason(text: str, stop: set[str]) -> str | None:
 
 
 def build_patterns(
-    terms: Iterable[Term], stop: set[str], source_priority: list[str]
+    terms: Iterable[Term], stop: set[str], source_priority: list[str], add_plurals: bool = False
 ) -> tuple[list[dict[str, str]], dict[str, Counter]]:
     """Patterns `{"label", "pattern", "id"}`, one per normalised term, and counts per source.
 
     A term that several sources list takes its label and code from the source that comes first
     in `source_priority` (within one source, the first listing). So a symptom-specific source
     can outrank a disease source, and HPO, whose "phenotypic abnormalities" include many
-    diseases, can be put last.
+    diseases, can be put last. With `add_plurals`, each term also yields its plural (ranked
+    after every listed form, so a lexicon's own entry for the plural wins).
     """
     rank = {source: i for i, source in enumerate(source_priority)}
     chosen: dict[str, tuple[int, str, str, set[str]]] = {}  # text -> (rank, label, code, labels)
     counts: dict[str, Counter] = defaultdict(Counter)
+    plurals: list[tuple[str, Term]] = []
     for t in terms:
         text = normalise(t.term)
         reason = reject_reason(text, stop)
@@ -79,14 +96,13 @@ def build_patterns(
         if reason:
             counts[t.source][f"rejected_{reason}"] += 1
             continue
-        r = rank.get(t.source, len(rank))
-        previous = chosen.get(text)
-        if previous is None:
-            chosen[text] = (r, t.label, t.code, {t.label})
-        else:
-            previous[3].add(t.label)
-            if r < previous[0]:
-                chosen[text] = (r, t.label, t.code, previous[3])
+        if add_plurals and (form := plural(text)) and not reject_reason(form, stop):
+            plurals.append((form, t))
+        _choose(chosen, text, rank.get(t.source, len(rank)), t)
+    for form, t in plurals:
+        if form not in chosen:
+            counts[t.source]["plurals_added"] += 1
+        _choose(chosen, form, len(rank) + rank.get(t.source, len(rank)), t)
     patterns = []
     for text in sorted(chosen):
         _, label, code, labels = chosen[text]
@@ -95,6 +111,16 @@ def build_patterns(
         patterns.append({"label": label, "pattern": text, "id": code})
         counts["_patterns"][label] += 1
     return patterns, counts
+
+
+def _choose(chosen: dict[str, tuple[int, str, str, set[str]]], text: str, r: int, t: Term) -> None:
+    previous = chosen.get(text)
+    if previous is None:
+        chosen[text] = (r, t.label, t.code, {t.label})
+        return
+    previous[3].add(t.label)
+    if r < previous[0]:
+        chosen[text] = (r, t.label, t.code, previous[3])
 
 
 # Registered loaders: `@misc = "clin_distill.<name>.v1"` in configs/teachers/lexicons.cfg.
@@ -132,8 +158,9 @@ def disease_ontology(labels_tsv: Path, obo: str = "") -> list[Term]:
 
 
 @registry.misc("clin_distill.hpo.v1")
-def hpo() -> list[Term]:
-    return list(lexicons.load_hpo())
+def hpo(disease_xrefs: str = "") -> list[Term]:
+    cuis = lexicons.disease_ontology_umls(Path(disease_xrefs)) if disease_xrefs else None
+    return list(lexicons.load_hpo(cuis))
 
 
 @registry.misc("clin_distill.symptom_ontology.v1")
