@@ -1,0 +1,1 @@
+"""Combine teachers' span groups into one set of non-overlapping entities."""

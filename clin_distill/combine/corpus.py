@@ -1,0 +1,41 @@
+"""Apply the selected teacher combination to teacher-labelled documents: the student's corpus."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from spacy.tokens import Doc
+
+from ..labels import GOLD_SPANS_KEY, LABELS
+from .strategies import combine
+
+
+def is_dev(doc_id: str, dev_percent: int, salt: str = "clin-distill-dev") -> bool:
+    """Deterministic document-level hold-out by hash of the document id."""
+    return int(hashlib.sha256(f"{salt}:{doc_id}".encode()).hexdigest(), 16) % 100 < dev_percent
+
+
+def distil_docs(
+    docs: Iterable[Doc], selected: dict[str, dict[str, Any]], weights: dict[str, dict[str, float]]
+) -> Iterable[Doc]:
+    """Replace `doc.ents` with the merged teacher labels; the gold span group is removed, so no
+    human label reaches the student's training data.
+    """
+    choice = {label: (s["subset"], s["strategy"]) for label, s in selected.items()}
+    for doc in docs:
+        doc.ents = combine(doc, choice, weights)
+        if GOLD_SPANS_KEY in doc.spans:
+            del doc.spans[GOLD_SPANS_KEY]
+        yield doc
+
+
+def corpus_stats(docs: Sequence[Doc]) -> dict[str, Any]:
+    ents = Counter(e.label_ for d in docs for e in d.ents)
+    return {
+        "docs": len(docs),
+        "words": sum(1 for d in docs for t in d if not t.is_space),
+        "entities": {label: ents[label] for label in LABELS},
+    }
