@@ -14,10 +14,12 @@ def main(
 ) -> None:
     pipelines = load_teachers(teachers)
     inputs = sorted((corpus_dir / "unlabelled").glob("*.spacy"))
+    # Gold texts: train/dev for the combination search and the student; test only so that the
+    # teacher baseline can be scored. Their gold labels stay in doc.ents, untouched.
     inputs += [
         corpus_dir / "gold" / f"{s}_{split}.spacy"
         for s in ("maccrobat", "bc5cdr", "ncbi")
-        for split in ("train", "dev")
+        for split in ("train", "dev", "test")
     ]
     for src in inputs:
         n = label_docbin(pipelines, src, out_dir / src.name)

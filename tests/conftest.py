@@ -37,9 +37,23 @@ def nlp():
 PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill")
 
 
+# CLIN_TEST_PROFILE=small trains each student for a few steps only: the workflow is checked end
+# to end in minutes, and the tests that judge the trained model's predictions are skipped.
+# The default profile (CI) runs `weasel run all` exactly as users do.
+SMALL_PROFILE = os.environ.get("CLIN_TEST_PROFILE", "default") == "small"
+SMALL_VARS = ["--vars.max_steps=20", "--vars.eval_frequency=10"]
+
+
 def weasel_run_all(project: Path, data_dir: Path) -> subprocess.CompletedProcess:
     weasel = Path(sys.executable).parent / "weasel"
-    cmd = [str(weasel), "run", "all", ".", f"--vars.shared_data={data_dir}"]
+    cmd = [
+        str(weasel),
+        "run",
+        "all",
+        ".",
+        f"--vars.shared_data={data_dir}",
+        *(SMALL_VARS if SMALL_PROFILE else []),
+    ]
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=3600)
 
 

