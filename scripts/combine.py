@@ -3,7 +3,6 @@
 Writes reports/combinations.json (+ .md, + .png). Human labels are used only here, to choose.
 """
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +13,7 @@ from spacy.tokens import DocBin
 from clin_distill.combine.search import GOLD_LABELS, search, select, teacher_weights
 from clin_distill.combine.strategies import STRATEGIES
 from clin_distill.labels import GOLD_SPANS_KEY, LABELS
+from clin_distill.reports import markdown_table, write_report
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,41 +38,39 @@ def main(labelled_dir: Path, report: Path, selection_set: str = "maccrobat_dev")
         "results": results,
         "selected": selected,
     }
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(out, indent=1) + "\n")
-    write_markdown(out, report.with_suffix(".md"))
+    write_reports(out, report)
     plot(out, report.with_suffix(".png"))
     for label, s in selected.items():
         typer.echo(f"{label}: {'+'.join(s['subset'])} / {s['strategy']} (strict F1 {s['strict_f']:.3f})")
 
 
-def write_markdown(out: dict, path: Path) -> None:
+def write_reports(out: dict, report: Path) -> None:
     sel = out["selection_set"]
-    lines = [
-        "# Teacher combinations",
-        "",
+    intro = (
         f"Written by `weasel run combine`: {len(out['results'])} results = (2^{len(out['teachers'])} - 1) "
-        f"subsets x {len(out['strategies'])} strategies, scored on the gold dev sets. "
-        f"Selection: highest strict F1 on `{sel}` per label, ties to fewer teachers.",
-        "",
-        "## Selected",
-        "",
-        "| label | teachers | strategy | strict F1 |",
-        "|---|---|---|---|",
+        f"subsets x {len(out['strategies'])} strategies, scored on the gold dev sets.\n"
+        f"Selection: highest strict F1 on `{sel}` per label, ties to fewer teachers.\n\n## Selected"
+    )
+    selected = [
+        [label, " + ".join(s["subset"]), s["strategy"], f"{s['strict_f']:.3f}"]
+        for label, s in out["selected"].items()
     ]
-    for label, s in out["selected"].items():
-        lines.append(f"| {label} | {' + '.join(s['subset'])} | {s['strategy']} | {s['strict_f']:.3f} |")
-    lines += [
+    results = [
+        [
+            " + ".join(r["subset"]),
+            r["strategy"],
+            *(f"{r['scores'][sel][label]['strict']['f']:.3f}" for label in LABELS),
+        ]
+        for r in out["results"]
+    ]
+    after = [
         "",
         f"## All results (strict F1 on {sel}; other dev sets in the JSON)",
         "",
-        "| teachers | strategy | " + " | ".join(LABELS) + " |",
-        "|---|---|" + "---|" * len(LABELS),
+        *markdown_table(["teachers", "strategy", *LABELS], results),
     ]
-    for r in out["results"]:
-        f1 = " | ".join(f"{r['scores'][sel][label]['strict']['f']:.3f}" for label in LABELS)
-        lines.append(f"| {' + '.join(r['subset'])} | {r['strategy']} | {f1} |")
-    path.write_text("\n".join(lines) + "\n")
+    header = ["label", "teachers", "strategy", "strict F1"]
+    write_report(report, out, "Teacher combinations", intro, header, selected, after=after)
 
 
 def plot(out: dict, path: Path) -> None:

@@ -13,6 +13,7 @@ from spacy.tokens import DocBin
 
 from clin_distill.combine.corpus import corpus_stats, distil_docs, is_dev
 from clin_distill.labels import LABELS
+from clin_distill.reports import write_report
 
 
 def main(
@@ -42,26 +43,20 @@ def main(
         "sources": per_source,
         **{k: corpus_stats(v) for k, v in split.items()},
     }
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(stats, indent=2) + "\n")
-    lines = [
-        "# Distilled training corpus",
-        "",
-        "Written by `weasel run distil-corpus`: teacher labels merged with the",
-        "combination selected in `reports/combinations.md`; no human label is used.",
-        "",
-        "| part | docs | words | " + " | ".join(LABELS) + " |",
-        "|---|---|---|" + "---|" * len(LABELS),
-    ]
-    rows = [
+    parts = [
         *((f"source {k}", v) for k, v in per_source.items()),
         ("**train**", stats["train"]),
         ("**dev**", stats["dev"]),
     ]
-    for part, s in rows:
-        ents = " | ".join(f"{s['entities'][label]:,}" for label in LABELS)
-        lines.append(f"| {part} | {s['docs']:,} | {s['words']:,} | {ents} |")
-    report.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    rows = [
+        [part, f"{s['docs']:,}", f"{s['words']:,}", *(f"{s['entities'][label]:,}" for label in LABELS)]
+        for part, s in parts
+    ]
+    intro = (
+        "Written by `weasel run distil-corpus`: teacher labels merged with the combination selected in\n"
+        "`reports/combinations.md`; no human label is used."
+    )
+    write_report(report, stats, "Distilled training corpus", intro, ["part", "docs", "words", *LABELS], rows)
     typer.echo(f"train {stats['train']}\ndev {stats['dev']}")
 
 

@@ -19,6 +19,7 @@ from clin_distill.combine.search import GOLD_LABELS
 from clin_distill.combine.strategies import combine
 from clin_distill.evaluate import bootstrap
 from clin_distill.labels import LABELS
+from clin_distill.reports import markdown_table, write_report
 from clin_distill.scoring import doc_counts
 
 matplotlib.use("Agg")
@@ -56,9 +57,7 @@ def main(
         for s, preds in by_set.items():
             per_doc = [doc_counts(p, g.ents, GOLD_LABELS[s]) for p, g in zip(preds, gold[s], strict=True)]
             results[name][f"{s}_test"] = bootstrap(per_doc, GOLD_LABELS[s], n=n_boot)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, report.with_suffix(".md"))
+    write_reports(results, report)
     png = report.with_suffix(".png")
     plot(results, png)
     write_html(
@@ -77,33 +76,33 @@ def fmt(s: dict) -> str:
     return f"{s['p']:.2f}/{s['r']:.2f}/**{s['f']:.3f}** [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]"
 
 
-def write_markdown(results: dict, path: Path) -> None:
-    lines = [
-        "# Evaluation on the gold test sets",
-        "",
-        "Written by `weasel run evaluate`. P/R/F1 with bootstrap 95% interval of F1 (documents resampled).",
-        "`teachers` is the selected teacher combination applied directly.",
-        "",
-        "| model | test set | label | strict P/R/F1 [95% CI] | lenient P/R/F1 [95% CI] |",
-        "|---|---|---|---|---|",
+def write_reports(results: dict, report: Path) -> None:
+    rows = [
+        [name, s, label, fmt(sc["strict"]), fmt(sc["lenient"])]
+        for name, by_set in results.items()
+        for s, labels in by_set.items()
+        for label, sc in labels.items()
     ]
-    for name, by_set in results.items():
-        for s, labels in by_set.items():
-            for label, sc in labels.items():
-                lines.append(f"| {name} | {s} | {label} | {fmt(sc['strict'])} | {fmt(sc['lenient'])} |")
+    gaps: list[str] = []
     if {"distilled", "human", "teachers"} <= set(results):
-        lines += [
-            "",
-            "## MACCROBAT test, strict F1 gaps",
-            "",
-            "| label | distilled - teachers | human - distilled |",
-            "|---|---|---|",
-        ]
         m = {k: v["maccrobat_test"] for k, v in results.items()}
-        for label in LABELS:
-            d, h, t = (m[k][label]["strict"]["f"] for k in ("distilled", "human", "teachers"))
-            lines.append(f"| {label} | {d - t:+.3f} | {h - d:+.3f} |")
-    path.write_text("\n".join(lines) + "\n")
+        f1 = {k: {label: m[k][label]["strict"]["f"] for label in LABELS} for k in m}
+        gap_rows = [
+            [
+                label,
+                f"{f1['distilled'][label] - f1['teachers'][label]:+.3f}",
+                f"{f1['human'][label] - f1['distilled'][label]:+.3f}",
+            ]
+            for label in LABELS
+        ]
+        header = ["label", "distilled - teachers", "human - distilled"]
+        gaps = ["", "## MACCROBAT test, strict F1 gaps", "", *markdown_table(header, gap_rows)]
+    intro = (
+        "Written by `weasel run evaluate`. P/R/F1 with bootstrap 95% interval of F1 (documents resampled).\n"
+        "`teachers` is the selected teacher combination applied directly."
+    )
+    header = ["model", "test set", "label", "strict P/R/F1 [95% CI]", "lenient P/R/F1 [95% CI]"]
+    write_report(report, results, "Evaluation on the gold test sets", intro, header, rows, after=gaps)
 
 
 def plot(results: dict, path: Path) -> None:

@@ -1,12 +1,12 @@
 """Step `patterns`: lexicons -> assets/patterns/<teacher>.jsonl, counts -> reports/patterns.{json,md}."""
 
-import json
 from pathlib import Path
 
 import srsly
 import typer
 from spacy.util import load_config, registry
 
+from clin_distill.reports import write_report
 from clin_distill.teachers.patterns import build_patterns, load_stop_list
 
 
@@ -24,26 +24,25 @@ def main(config_path: Path, out_dir: Path, report: Path) -> None:
         srsly.write_jsonl(out_dir / f"{teacher}.jsonl", patterns)
         summary[teacher] = {source: dict(sorted(c.items())) for source, c in sorted(counts.items())}
         typer.echo(f"{teacher}: {len(patterns):,} patterns {dict(counts['_patterns'])}")
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [
-        "# Ontology teacher patterns",
-        "",
-        "Written by `weasel run patterns`.",
-        "",
-        "| teacher | source | terms | kept as patterns or merged | rejected |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for teacher, sources in summary.items():
         for source, c in sources.items():
             if source.startswith("_"):
                 continue
             rejected = {k.removeprefix("rejected_"): v for k, v in c.items() if k.startswith("rejected_")}
             kept = c["terms"] - sum(rejected.values())
-            lines.append(f"| {teacher} | {source} | {c['terms']:,} | {kept:,} | {rejected or '-'} |")
-        conflicts = sources.get("_conflicts", {})
-        lines.append(f"| {teacher} | **patterns** | | {sources['_patterns']} | conflicts: {conflicts} |")
-    report.with_suffix(".md").write_text("\n".join(lines) + "\n")
+            rows.append([teacher, source, f"{c['terms']:,}", f"{kept:,}", rejected or "-"])
+        rows.append(
+            [teacher, "**patterns**", "", sources["_patterns"], f"conflicts: {sources.get('_conflicts', {})}"]
+        )
+    write_report(
+        report,
+        summary,
+        "Ontology teacher patterns",
+        "Written by `weasel run patterns`.",
+        ["teacher", "source", "terms", "kept as patterns or merged", "rejected"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Step `score-ontology`: teacher scores on gold dev sets and words/s -> reports/teachers.{json,md}."""
 
-import json
 import os
 from pathlib import Path
 
 import typer
 from spacy.tokens import DocBin
 
+from clin_distill.reports import write_report
 from clin_distill.scoring import score
 from clin_distill.teachers.run import load_teachers, words_per_second
 
@@ -42,28 +42,21 @@ def main(
             for s, docs in dev.items()
             if emits & set(GOLD_LABELS[s])
         }
-        out["teachers"][name] = {"words_per_second": round(wps), "scores": scores}
+        out["teachers"][name] = {"words_per_second": round(wps, 1), "scores": scores}
         typer.echo(f"{name}: {wps:,.0f} words/s")
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(out, indent=2) + "\n")
-    lines = [
-        "# Ontology teachers",
-        "",
-        f"Written by `weasel run score-ontology`. Speed: raw text of all {len(texts):,} unlabelled notes "
-        f"({out['speed_corpus'].get('words', 0):,} words), tokenizer included, one process, best of 2.",
-        "",
-        "| teacher | words/s | gold set | label | strict P/R/F1 | lenient P/R/F1 |",
-        "|---|---|---|---|---|---|",
+    rows = [
+        [name, f"{t['words_per_second']:,.0f}", gold, label]
+        + [f"{s[m]['p']:.2f}/{s[m]['r']:.2f}/{s[m]['f']:.2f}" for m in ("strict", "lenient")]
+        for name, t in out["teachers"].items()
+        for gold, labels in t["scores"].items()
+        for label, s in labels.items()
     ]
-    for name, t in out["teachers"].items():
-        for gold, labels in t["scores"].items():
-            for label, s in labels.items():
-                st, le = s["strict"], s["lenient"]
-                lines.append(
-                    f"| {name} | {t['words_per_second']:,} | {gold} | {label} | "
-                    f"{st['p']:.2f}/{st['r']:.2f}/{st['f']:.2f} | {le['p']:.2f}/{le['r']:.2f}/{le['f']:.2f} |"
-                )
-    report.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    intro = (
+        f"Written by `weasel run score-ontology`. Speed: raw text of all {len(texts):,} unlabelled notes "
+        f"({out['speed_corpus'].get('words', 0):,} words), tokenizer included, one process, best of 2."
+    )
+    header = ["teacher", "words/s", "gold set", "label", "strict P/R/F1", "lenient P/R/F1"]
+    write_report(report, out, "Ontology teachers", intro, header, rows)
 
 
 if __name__ == "__main__":

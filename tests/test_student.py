@@ -66,7 +66,7 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     nlp = spacy.load(tmp_path / "out" / "model-last")
     assert nlp.get_pipe("transformer").model.transformer.config.hidden_size == 768
-    assert set(nlp.get_pipe("ner").labels) == {"MEDICATION", "DISEASE", "SYMPTOM"}
+    assert set(nlp.get_pipe("ner").labels) == {e.label_ for d in docs for e in d.ents}
 
 
 @pytest.fixture(scope="session")

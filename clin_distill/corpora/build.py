@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from ..labels import LABELS
+from ..reports import write_report
 from .brat import brat_doc_ids, read_brat_dir
 from .notes import NOTE_SOURCES, read_notes
 from .pubtator import BC5CDR_LABELS, NCBI_LABELS, read_pubtator
@@ -84,21 +84,29 @@ def write_stats(stats: dict[str, dict[str, CorpusStats]], json_path: Path) -> No
     data = {
         set_name: {split: s.to_dict() for split, s in splits.items()} for set_name, splits in stats.items()
     }
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
-    head = "| set | split | docs | words | " + " | ".join(LABELS) + " | adjusted spans | skipped |"
-    lines = ["# Corpus statistics", "", f"Written by `weasel run corpus` ({json_path.name}).", "", head]
-    lines.append("|" + "---|" * (head.count("|") - 1))
-    for set_name, splits in data.items():
-        for split, d in splits.items():
-            ents = " | ".join(f"{d['entities'][label]:,}" for label in LABELS)
-            skipped = ", ".join(f"{k} {v:,}" for k, v in d["skipped"].items() if v) or "-"
-            counts = f"{d['docs']:,} | {d['words']:,} | {ents} | {d['adjusted_spans']:,}"
-            lines.append(f"| {set_name} | {split} | {counts} | {skipped} |")
-    lines += [
-        "",
-        "Entities are those in `doc.ents` (non-overlapping); the `gold` span group keeps every",
-        "aligned mention. Raw per-type counts and adjustment kinds are in the JSON.",
-        "",
+    rows = [
+        [
+            set_name,
+            split,
+            f"{d['docs']:,}",
+            f"{d['words']:,}",
+            *(f"{d['entities'][label]:,}" for label in LABELS),
+            f"{d['adjusted_spans']:,}",
+            ", ".join(f"{k} {v:,}" for k, v in d["skipped"].items() if v) or "-",
+        ]
+        for set_name, splits in data.items()
+        for split, d in splits.items()
     ]
-    json_path.with_suffix(".md").write_text("\n".join(lines))
+    write_report(
+        json_path,
+        data,
+        "Corpus statistics",
+        f"Written by `weasel run corpus` ({json_path.name}).",
+        ["set", "split", "docs", "words", *LABELS, "adjusted spans", "skipped"],
+        rows,
+        after=[
+            "",
+            "Entities are those in `doc.ents` (non-overlapping); the `gold` span group keeps every",
+            "aligned mention. Raw per-type counts and adjustment kinds are in the JSON.",
+        ],
+    )
