@@ -10,9 +10,9 @@ import spacy
 import typer
 from spacy.tokens import DocBin
 
-from clin_distill.combine.search import GOLD_LABELS, search, select, teacher_weights
+from clin_distill.combine.search import search, select, teacher_weights
 from clin_distill.combine.strategies import STRATEGIES
-from clin_distill.labels import GOLD_SPANS_KEY, LABELS
+from clin_distill.labels import GOLD_LABELS, GOLD_SPANS_KEY, LABELS
 from clin_distill.reports import markdown_table, write_report
 
 matplotlib.use("Agg")

@@ -6,16 +6,10 @@ from pathlib import Path
 import typer
 from spacy.tokens import DocBin
 
+from clin_distill.labels import GOLD_LABELS
 from clin_distill.reports import write_report
 from clin_distill.scoring import score
 from clin_distill.teachers.run import load_teachers, words_per_second
-
-# Which labels each gold set annotates (BC5CDR has no SYMPTOM, NCBI only DISEASE).
-GOLD_LABELS = {
-    "maccrobat": ("MEDICATION", "DISEASE", "SYMPTOM"),
-    "bc5cdr": ("MEDICATION", "DISEASE"),
-    "ncbi": ("DISEASE",),
-}
 
 
 def main(

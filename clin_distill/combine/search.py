@@ -8,15 +8,9 @@ from typing import Any
 
 from spacy.tokens import Doc
 
+from ..labels import GOLD_LABELS
 from ..scoring import score
 from .strategies import STRATEGIES
-
-# Which labels each gold set annotates (BC5CDR has no SYMPTOM, NCBI only DISEASE).
-GOLD_LABELS: dict[str, tuple[str, ...]] = {
-    "maccrobat": ("MEDICATION", "DISEASE", "SYMPTOM"),
-    "bc5cdr": ("MEDICATION", "DISEASE"),
-    "ncbi": ("DISEASE",),
-}
 
 
 def subsets(teachers: Sequence[str]) -> list[tuple[str, ...]]:

@@ -11,6 +11,11 @@ from spacy.tokens import Doc
 from ..labels import LABELS
 
 
+def word_count(doc: Doc) -> int:
+    """Words as every report counts them: tokens that are not whitespace."""
+    return sum(1 for t in doc if not t.is_space)
+
+
 @dataclass
 class CorpusStats:
     """Per (set, split) counts; every mention or document not in the output has a reason."""
@@ -26,7 +31,7 @@ class CorpusStats:
 
     def add_doc(self, doc: Doc) -> None:
         self.docs += 1
-        self.words += sum(1 for t in doc if not t.is_space)
+        self.words += word_count(doc)
         self.entities.update(e.label_ for e in doc.ents)
 
     @property

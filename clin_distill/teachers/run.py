@@ -10,6 +10,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
+from ..corpora.stats import word_count
+
 
 def load_teachers(paths: Iterable[Path]) -> dict[str, Language]:
     """Teacher name (its folder name, also its span-group key) -> pipeline."""
@@ -45,6 +47,6 @@ def words_per_second(nlp: Language, texts: list[str], repeats: int = 1) -> tuple
     words = 0
     for _ in range(repeats):
         start = time.perf_counter()
-        words = sum(sum(1 for t in doc if not t.is_space) for doc in nlp.pipe(texts))
+        words = sum(word_count(doc) for doc in nlp.pipe(texts))
         best = min(best, time.perf_counter() - start)
     return words / best, words
