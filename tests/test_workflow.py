@@ -30,6 +30,7 @@ def test_weasel_rerun_skips_current_steps(workflow_project, data_dir):
     assert again.returncode == 0
     steps = (
         "corpus",
+        "label-llm",
         "patterns",
         "teachers",
         "label-ontology",
@@ -40,6 +41,7 @@ def test_weasel_rerun_skips_current_steps(workflow_project, data_dir):
         "train-human",
         "evaluate",
         "package",
+        "benchmark",
     )
     for step in steps:
         assert f"Skipping '{step}'" in again.stdout, step
@@ -62,3 +64,19 @@ def test_evaluation_report_shape(workflow_project):
     assert ev["teachers"] == committed["teachers"]
     html = (workflow_project / "reports" / "evaluation.html").read_text()
     assert "data:image/png;base64" in html and html.count("entities") >= 3
+
+
+def test_llm_teacher_report(workflow_project):
+    """The local LLM teacher ran for real inside the workflow: scored like the ontology teachers,
+    every request counted by the server too, hosted teachers skipped with their reason."""
+    report = json.loads((workflow_project / "reports" / "llm_teachers.json").read_text())
+    smollm2 = report["teachers"]["smollm2"]
+    assert set(smollm2["scores"]["maccrobat_dev"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
+    for s in smollm2["scores"]["maccrobat_dev"].values():
+        assert set(s) == {"strict", "lenient"} and 0 <= s["strict"]["f"] <= s["lenient"]["f"] <= 1
+    acct = smollm2["accounting"]
+    assert acct["notes"] == 30 + report["sample_notes"] and acct["failed"] == 0
+    assert acct["requests"] == acct["requests_served_this_run"] >= acct["notes"]
+    assert acct["prompt_tokens"] > 0 and acct["completion_tokens"] > 0
+    assert set(report["skipped"]) == {"gpt-4o", "o1-mini", "gemini-flash", "azure-gpt-4o"}
+    assert report["cost_per_1k_notes_usd"]["gpt-4o"] > report["cost_per_1k_notes_usd"]["gemini-flash"] > 0

@@ -11,7 +11,7 @@ import csv
 import hashlib
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,3 +104,8 @@ def read_notes(nlp: Language, assets: Path, sources: list[NoteSource], stats: Co
                 )
                 stats.add_doc(doc)
                 yield doc
+
+
+def hash_sample(docs: Iterable[Doc], n: int | None) -> list[Doc]:
+    """`n` docs (None: all) in the order of a hash of their text: the same sample on every run and machine."""
+    return sorted(docs, key=lambda d: hashlib.sha256(d.text.encode("utf-8")).hexdigest())[:n]

@@ -1,0 +1,108 @@
+"""Run one LLM teacher over documents: spans into `doc.spans[<teacher>]`, one accounting record per
+document, failures recorded and left uncached so that a rerun retries them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import spacy
+from confection import Config
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from ..corpora.stats import word_count
+from .endpoint import ALLOW_REMOTE_ENV, is_loopback
+from .task import ACCOUNTING_KEY, COUNT_KEYS
+
+
+def skip_reason(config_path: Path, allow_remote: bool) -> str | None:
+    """Why a teacher cannot run here (one line), or None. Hosted teachers need their key and the
+    remote opt-in; the model itself enforces the same rules when it is built."""
+    model = Config().from_disk(config_path, interpolate=False)["components"]["llm"]["model"]
+    endpoint, key_env = model["endpoint"], model.get("api_key_env", "OPENAI_API_KEY")
+    if is_loopback(endpoint):
+        return None
+    if key_env and not os.environ.get(key_env):
+        return f"{key_env} is not set"
+    if "YOUR-RESOURCE" in endpoint:
+        return "endpoint not configured (edit its config)"
+    if not (allow_remote or os.environ.get(ALLOW_REMOTE_ENV) == "1"):
+        return f"remote endpoint not allowed for patient data (set {ALLOW_REMOTE_ENV}=1 to opt in)"
+    return None
+
+
+def load_teacher(
+    config_path: Path, cache_dir: Path, allow_remote: bool = False, overrides: dict[str, Any] | None = None
+) -> Language:
+    """The teacher's spaCy pipeline; its name (the file stem) is also its span key. spacy-llm's cache
+    knows documents, not settings, so each version of the config gets its own cache folder."""
+    name = config_path.stem
+    version = hashlib.sha256(config_path.read_bytes()).hexdigest()[:10]
+    overrides = {
+        "components.llm.task.spans_key": name,
+        "paths.cache": str(cache_dir / name / version),
+        "components.llm.model.allow_remote": allow_remote,
+        **(overrides or {}),
+    }
+    config = spacy.util.load_config(config_path, overrides=overrides, interpolate=False)
+    return spacy.util.load_model_from_config(config, auto_fill=True)
+
+
+def label_docs(nlp: Language, docs: Iterable[Doc]) -> Iterator[tuple[Doc, dict[str, Any]]]:
+    """Each gold or unlabelled doc with the teacher's span group added, and its record.
+    The LLM sees a bare copy (same tokens, no annotations), so spans map back by token index."""
+    llm = nlp.get_pipe("llm")
+    key = llm.task.spans_key
+    for i, doc in enumerate(docs):
+        record: dict[str, Any] = {"doc": doc.user_data.get("doc_id", i), "words": word_count(doc)}
+        bare = Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+        try:
+            out = llm(bare)
+        except Exception as err:  # noqa: BLE001 - any failure: record it, keep going, retry next run
+            record.update(status="failed", error=f"{type(err).__name__}: {err}"[:300])
+            yield doc, record
+            continue
+        if out.text != doc.text:
+            raise AssertionError(f"document {record['doc']}: text changed in the LLM pipeline")
+        acct = dict(out.user_data.get(ACCOUNTING_KEY, {}))
+        cached = acct.pop("run", None) != llm.task.run_id
+        doc.spans[key] = [Span(doc, s.start, s.end, label=s.label_) for s in out.spans.get(key, [])]
+        status = "malformed" if acct.get("malformed_lines") and not doc.spans[key] else "ok"
+        record.update(acct, status=status, spans=len(doc.spans[key]), cached=cached)
+        yield doc, record
+
+
+def summarise(records: list[dict[str, Any]], prices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Totals and per-note means over the records of one teacher; cost per 1,000 notes from the price."""
+    done = [r for r in records if r["status"] != "failed"]
+    out: dict[str, Any] = {
+        "notes": len(records),
+        "words": sum(r["words"] for r in records),
+        "failed": sum(r["status"] == "failed" for r in records),
+        "malformed_notes": sum(r["status"] == "malformed" for r in records),
+        "served_from_cache": sum(bool(r.get("cached")) for r in done),
+    }
+    for k in ("requests", "shards", "prompt_tokens", "completion_tokens", "latency_s", "spans", *COUNT_KEYS):
+        out[k] = round(sum(r.get(k, 0) for r in done), 3)
+    if done:
+        for k in ("prompt_tokens", "completion_tokens", "latency_s"):
+            out[f"mean_{k}_per_note"] = round(mean(r.get(k, 0) for r in done), 3)
+        out["words_per_second"] = round(sum(r["words"] for r in done) / max(out["latency_s"], 1e-9), 1)
+    if prices and done:
+        out["cost_per_1k_notes_usd"] = cost_per_1k(out, prices)
+    return out
+
+
+def cost_per_1k(summary: dict[str, Any], price: dict[str, Any]) -> float:
+    """USD per 1,000 notes: token prices for hosted models, machine hours for local ones."""
+    if "usd_per_hour" in price:
+        return round(summary["mean_latency_s_per_note"] * 1000 / 3600 * price["usd_per_hour"], 4)
+    per_note = summary["mean_prompt_tokens_per_note"] * price["input"] + (
+        summary["mean_completion_tokens_per_note"] * price["output"]
+    )
+    return round(per_note * 1000 / 1e6, 4)

@@ -1,0 +1,111 @@
+"""Throughput of the student, and the ceiling it is held to: the same encoder's plain PyTorch
+forward pass over exactly the sequences the student feeds it (same windows, same wordpieces,
+same batch padding), with no spaCy around it."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from spacy.language import Language
+from spacy.util import minibatch
+from spacy_transformers.util import batch_by_length
+
+from .corpora.stats import word_count
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (since start, or since `reset_peak_rss`)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak count (Linux: "5" to /proc/self/clear_refs), so that the peak of labelling
+    is measured apart from the peak of loading, when spacy-transformers briefly holds several
+    copies of the weights while deserialising them."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def student_throughput(
+    nlp: Language, texts: Sequence[str], batch_size: int, repeats: int = 2
+) -> dict[str, Any]:
+    """Raw text in, entities out (tokenizer included), best of `repeats` after one warm-up batch."""
+    list(nlp.pipe(texts[:batch_size], batch_size=batch_size))
+    best, words = float("inf"), 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        words = sum(word_count(doc) for doc in nlp.pipe(texts, batch_size=batch_size))
+        best = min(best, time.perf_counter() - start)
+    return {
+        "batch_size": batch_size,
+        "seconds": round(best, 3),
+        "words_per_second": round(words / best, 1),
+        "notes_per_second": round(len(texts) / best, 2),
+    }
+
+
+def encoder_batches(nlp: Language, texts: Sequence[str], batch_size: int) -> tuple[list[dict], int]:
+    """The padded wordpiece batches the student's transformer encodes for these texts, built the
+    way spacy-transformers builds them (docs grouped by length up to `max_batch_items` tokens per
+    pipe batch; each group's strided windows tokenized and padded to the longest)."""
+    trf_pipe = nlp.get_pipe("transformer")
+    trf = trf_pipe.model
+    docs = [nlp.make_doc(t) for t in texts]
+    batches = []
+    for outer in minibatch(docs, batch_size):
+        for indices in batch_by_length(outer, trf_pipe.cfg["max_batch_items"]):
+            spans = [
+                s for doc_spans in trf.attrs["get_spans"]([outer[i] for i in indices]) for s in doc_spans
+            ]
+            batches.append(trf.tokenizer([s.text for s in spans], add_special_tokens=True, padding="longest",
+                                         return_tensors="pt"))  # fmt: skip
+    return batches, sum(word_count(d) for d in docs)
+
+
+def ceiling_throughput(
+    nlp: Language, texts: Sequence[str], batch_size: int, repeats: int = 2, device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, Any]:  # fmt: skip
+    """Forward passes only, of the student's own encoder over its own batches."""
+    model = nlp.get_pipe("transformer").model.transformer.to(device=device, dtype=dtype).eval()
+    batches, words = encoder_batches(nlp, texts, batch_size)
+    tensors = [(b["input_ids"].to(device), b["attention_mask"].to(device)) for b in batches]
+    best = float("inf")
+    with torch.inference_mode():
+        model(input_ids=tensors[0][0], attention_mask=tensors[0][1])  # warm-up
+        for _ in range(repeats):
+            if device != "cpu":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for input_ids, mask in tensors:
+                model(input_ids=input_ids, attention_mask=mask)
+            if device != "cpu":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    tokens = sum(int(m.sum()) for _, m in tensors)
+    padded = sum(m.numel() for _, m in tensors)
+    return {
+        "batch_size": batch_size,
+        "transformer_batches": len(tensors),
+        "wordpieces": tokens,
+        "padded_wordpieces": padded,
+        "seconds": round(best, 3),
+        "tokens_per_second": round(tokens / best, 1),
+        "wordpieces_per_word": round(tokens / words, 3),
+        "words_per_second": round(words / best, 1),
+    }

@@ -1,0 +1,195 @@
+"""Step `benchmark`: the packaged student against the hardware ceiling and against its teachers,
+in one run on one machine -> reports/benchmark.{json,md}.
+
+The student and the ceiling each run in a fresh process, so peak RSS is the student's own.
+"""
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+from pathlib import Path
+
+import spacy
+import torch
+import typer
+from confection import Config
+from spacy.tokens import DocBin
+
+from clin_distill.corpora.notes import hash_sample
+from clin_distill.corpora.stats import word_count
+from clin_distill.llm.label import cost_per_1k, label_docs, load_teacher
+from clin_distill.llm.server import llama_server, smollm2_gguf
+from clin_distill.reports import write_report
+from clin_distill.speed import ceiling_throughput, peak_rss_mb, reset_peak_rss, student_throughput
+from clin_distill.teachers.run import load_teachers, words_per_second
+
+
+def _student(model: str, texts: list[str], batch_size: int, out: mp.Queue) -> None:
+    nlp = spacy.load(model)
+    loaded = peak_rss_mb()
+    reset = reset_peak_rss()
+    run = student_throughput(nlp, texts, batch_size)
+    run["peak_rss_mb"] = round(peak_rss_mb(), 1) if reset else None  # while labelling
+    run["peak_rss_mb_with_loading"] = round(max(loaded, peak_rss_mb()), 1)
+    out.put(run)
+
+
+def _ceiling(model: str, texts: list[str], batch_sizes: list[int], out: mp.Queue) -> None:
+    nlp = spacy.load(model)
+    out.put(
+        {
+            "runs": [ceiling_throughput(nlp, texts, b) for b in batch_sizes],
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+    )
+
+
+def in_fresh_process(target, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main(
+    model: str,
+    unlabelled_dir: Path,
+    llm_report: Path,
+    report: Path,
+    prices_path: Path = typer.Option(..., "--prices"),
+    teachers: list[Path] = typer.Option([], "--teacher"),
+    llm_config: Path = typer.Option(None, "--llm-config"),
+    notes: int = typer.Option(300, help="Real notes in the throughput sample"),
+    llm_notes: int = typer.Option(3, help="Notes the local LLM teacher labels for its s/note"),
+    batch_sizes: list[int] = typer.Option([1, 16, 128], "--batch-size"),
+    n_ctx: int = typer.Option(2048),
+) -> None:
+    vocab = spacy.blank("en").vocab
+    docs = [d for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab)]
+    sample = hash_sample(docs, notes)
+    texts = [d.text for d in sample]
+    words = sum(word_count(d) for d in sample)
+    prices = {k: dict(v) for k, v in Config().from_disk(prices_path).items()}
+    data: dict = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "processor": platform.processor() or platform.machine(),
+            "device": "cpu",
+        },
+        "sample": {"notes": len(texts), "words": words, "mean_words_per_note": round(words / len(texts), 1)},
+        "model": model,
+    }
+    typer.echo(f"sample: {len(texts)} notes, {words:,} words; torch threads {torch.get_num_threads()}")
+    # One fresh process per batch size: each peak RSS is that setting's own.
+    student = {"runs": [in_fresh_process(_student, model, texts, b) for b in batch_sizes]}
+    ceiling = in_fresh_process(_ceiling, model, texts, batch_sizes)
+    best_s = max(student["runs"], key=lambda r: r["words_per_second"])
+    best_c = max(ceiling["runs"], key=lambda r: r["words_per_second"])
+    data["student"] = {**best_s, "by_batch_size": student["runs"]}
+    data["student"]["default_batch_size"] = spacy.load(model).batch_size
+    data["ceiling"] = {**best_c, "by_batch_size": ceiling["runs"]}
+    same_batch = next(r for r in ceiling["runs"] if r["batch_size"] == best_s["batch_size"])
+    data["ratio_to_ceiling"] = round(best_s["words_per_second"] / same_batch["words_per_second"], 3)
+    data["ratio_to_best_ceiling"] = round(best_s["words_per_second"] / best_c["words_per_second"], 3)
+
+    data["teachers"] = {}
+    for name, nlp in load_teachers(teachers).items():
+        wps, _ = words_per_second(nlp, texts, repeats=2)
+        data["teachers"][name] = {"words_per_second": round(wps, 1)}
+    if llm_config:
+        name = llm_config.stem
+        model_cfg = Config().from_disk(llm_config, interpolate=False)["components"]["llm"]["model"]
+        few = sample[:llm_notes]
+        log = report.parent / f".{name}-server.log"
+        with llama_server(smollm2_gguf(), model_cfg["endpoint"], model_cfg["name"], n_ctx, log):
+            nlp = load_teacher(llm_config, Path("corpus/llm_cache"), overrides={"paths.cache": None})
+            start = time.perf_counter()
+            records = [r for _, r in label_docs(nlp, [d.copy() for d in few])]
+            llm_seconds = time.perf_counter() - start
+        log.unlink(missing_ok=True)
+        student_nlp = spacy.load(model)
+        start = time.perf_counter()
+        list(student_nlp.pipe([d.text for d in few], batch_size=best_s["batch_size"]))
+        student_seconds = time.perf_counter() - start
+        data["teachers"][name] = {
+            "notes": len(few),
+            "seconds_per_note": round(llm_seconds / len(few), 2),
+            "words_per_second": round(sum(r["words"] for r in records) / llm_seconds, 1),
+            "failed": sum(r["status"] == "failed" for r in records),
+            "student_seconds_per_note_same_notes": round(student_seconds / len(few), 4),
+            "student_speedup_per_note": round(llm_seconds / student_seconds, 1),
+        }
+
+    # Cost per 1,000 notes of the length the LLM accounting measured: the student on a CPU
+    # instance at the hourly price in the price table; hosted LLMs from their token counts.
+    llm = json.loads(llm_report.read_text())
+    measured = next(t["accounting"] for t in llm["teachers"].values() if t["accounting"].get("requests"))
+    note_words = measured["words"] / measured["notes"]
+    student_s_per_note = note_words / best_s["words_per_second"]
+    costs = {"student_cpu": round(student_s_per_note * 1000 / 3600 * prices["cpu"]["usd_per_hour"], 5)}
+    costs.update({m: cost_per_1k(measured, p) for m, p in prices.items() if m != "cpu"})
+    for name, t in llm["teachers"].items():
+        costs[f"{name}_cpu"] = t["accounting"].get("cost_per_1k_notes_usd")
+    data["cost_per_1k_notes_usd"] = costs
+    data["cost_basis"] = {
+        "mean_words_per_note": round(note_words, 1),
+        "cpu_usd_per_hour": prices["cpu"]["usd_per_hour"],
+        "cpu_price_source": prices["cpu"]["source"],
+        "hosted_tokens": "mean prompt/completion tokens per note measured by label-llm for our prompt "
+        "(local model's tokenizer; hosted tokenizers differ by a few percent)",
+    }
+    data["gpt4o_cost_ratio"] = round(costs["gpt-4o"] / costs["student_cpu"], 1)
+    rows = [
+        ["student (spaCy)", r["batch_size"], f"{r['words_per_second']:,.0f}", f"{r['notes_per_second']:.1f}",
+         f"{r['peak_rss_mb']} ({r['peak_rss_mb_with_loading']:,.0f})"]
+        for r in student["runs"]
+    ] + [
+        ["ceiling (PyTorch forward only)", r["batch_size"], f"{r['words_per_second']:,.0f}", "", ""]
+        for r in ceiling["runs"]
+    ]  # fmt: skip
+    rows += [
+        [f"teacher {n}", "", f"{t['words_per_second']:,.0f}", "", ""] for n, t in data["teachers"].items()
+    ]
+    after = [
+        "",
+        f"- ratio_to_ceiling (same batch size {best_s['batch_size']}): **{data['ratio_to_ceiling']}**; "
+        f"to the best ceiling batch: {data['ratio_to_best_ceiling']}",
+        f"- student peak RSS while labelling: {best_s['peak_rss_mb']} MB at batch size "
+        f"{best_s['batch_size']} "
+        f"({best_s['peak_rss_mb_with_loading']:,.0f} MB counting the load); "
+        f"wordpieces per word: {best_c['wordpieces_per_word']}",
+        "- cost per 1,000 notes (USD): " + ", ".join(f"{k} {v}" for k, v in costs.items()),
+        f"- GPT-4o / student cost: {data['gpt4o_cost_ratio']}x",
+    ]
+    if llm_config:
+        t = data["teachers"][llm_config.stem]
+        after.append(
+            f"- {llm_config.stem}: {t['seconds_per_note']} s/note vs student "
+            f"{t['student_seconds_per_note_same_notes']} s/note on the same {t['notes']} notes: "
+            f"{t['student_speedup_per_note']}x"
+        )
+    intro = (
+        f"Written by `weasel run benchmark` on {data['machine']['cpu_count']} CPU cores "
+        f"({data['machine']['torch_threads']} torch threads): {len(texts)} real notes, {words:,} words, "
+        "raw text in, entities out."
+    )
+    write_report(
+        report,
+        data,
+        "Speed and cost",
+        intro,
+        ["what", "batch size", "words/s", "notes/s", "peak RSS MB labelling (with load)"],
+        rows,
+        after,
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,92 @@
+"""The spacy-llm path end to end with a real model: llama.cpp's server on 127.0.0.1 serving
+SmolLM2-135M-Instruct, three real notes (one longer than the model's whole context), few-shot
+examples from gold train documents, spacy-llm's cache, and the PHI guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import spacy
+
+from clin_distill.corpora.brat import brat_doc_ids, read_brat_dir
+from clin_distill.corpora.build import write_docbin
+from clin_distill.corpora.notes import read_csv_column
+from clin_distill.corpora.split import hash_split
+from clin_distill.corpora.stats import CorpusStats
+from clin_distill.labels import LABELS
+from clin_distill.llm.endpoint import ALLOW_REMOTE_ENV, RemoteEndpointRefused
+from clin_distill.llm.label import label_docs, load_teacher, skip_reason, summarise
+from clin_distill.llm.server import llama_server, served_requests, smollm2_gguf
+from clin_distill.llm.task import fewshot_examples
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs/teachers/llm/smollm2.cfg"
+ENDPOINT = "http://127.0.0.1:8766/v1/chat/completions"  # not the workflow's port
+N_CTX = 2048  # as in project.yml (llm_n_ctx); smollm2.cfg shards prompts above 1,600 tokens
+
+
+@pytest.fixture(scope="module")
+def gold_train(data_dir, tmp_path_factory) -> Path:
+    """MACCROBAT train split as the corpus step writes it (few-shot examples come only from it)."""
+    directory = data_dir / "maccrobat2020"
+    ids = hash_split(brat_doc_ids(directory), {"train": 120, "dev": 30, "test": 50})["train"]
+    path = tmp_path_factory.mktemp("gold") / "maccrobat_train.spacy"
+    write_docbin(read_brat_dir(spacy.blank("en"), directory, ids, CorpusStats()), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def notes(data_dir):
+    nlp = spacy.blank("en")
+    dialog = data_dir / "mts_dialog/MTS-Dialog-ValidationSet.csv"
+    sections = [t for _, _, t in read_csv_column(dialog, "section_text", "ID") if len(t) > 200]
+    samples = read_csv_column(data_dir / "mtsamples/mtsamples_alexis.csv", "transcription", None)
+    # The first note longer than the whole context, before the prompt is even added.
+    long = next(t for _, _, t in samples if len(t) / 3 > N_CTX)
+    return [nlp(t) for t in (sections[0], sections[1], long)]
+
+
+def test_fewshot_examples_are_gold_train_passages(gold_train):
+    examples = fewshot_examples(gold_train, 2, 60)
+    assert len(examples) == 2
+    for ex in examples:
+        assert len(ex["text"].split()) <= 60 and ex["spans"]
+        assert all(s["text"] in ex["text"] and s["label"] in LABELS for s in ex["spans"])
+    assert fewshot_examples(gold_train, 2, 60) == examples  # deterministic
+
+
+def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(notes, gold_train, tmp_path, monkeypatch):
+    log, cache = tmp_path / "server.log", tmp_path / "cache"
+    overrides = {"paths.examples": str(gold_train), "components.llm.model.endpoint": ENDPOINT}
+    with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log):
+        first = list(label_docs(load_teacher(CONFIG, cache, overrides=overrides), [d.copy() for d in notes]))
+        served = served_requests(log)
+        # A new pipeline on the same cache, as after an interrupted or repeated run.
+        again = list(label_docs(load_teacher(CONFIG, cache, overrides=overrides), [d.copy() for d in notes]))
+        assert served_requests(log) == served  # zero new requests reached the server
+
+    records = [r for _, r in first]
+    assert all(r["status"] in ("ok", "malformed") for r in records)
+    assert served == sum(r["requests"] for r in records) >= 4  # every request counted on both sides
+    assert records[2]["shards"] > 1 and records[0]["shards"] == 1  # the long note was sharded
+    for (doc, rec), note in zip(first, notes, strict=True):
+        assert doc.text == note.text and "smollm2" in doc.spans
+        assert rec["prompt_tokens"] > 0 and rec["completion_tokens"] > 0 and rec["latency_s"] > 0
+    # Answers were parsed: every listed entity is either a span or counted as dropped.
+    parsed = sum(r["spans"] + r["not_in_text"] + r["misaligned"] + r["unknown_label"] for r in records)
+    assert parsed + sum(r["malformed_lines"] for r in records) > 0
+    assert all(r["cached"] for _, r in again) and not any(r["cached"] for r in records)
+    assert [[(s.start, s.end, s.label_) for s in d.spans["smollm2"]] for d, _ in again] == [
+        [(s.start, s.end, s.label_) for s in d.spans["smollm2"]] for d, _ in first
+    ]
+    summary = summarise(records, {"usd_per_hour": 0.085})
+    assert summary["requests"] == served and summary["cost_per_1k_notes_usd"] > 0
+
+    # A hosted teacher is refused before any request unless the user opts in.
+    monkeypatch.delenv(ALLOW_REMOTE_ENV, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    hosted = ROOT / "configs/teachers/llm/gpt-4o.cfg"
+    assert "not allowed" in skip_reason(hosted, allow_remote=False)
+    with pytest.raises(RemoteEndpointRefused):
+        load_teacher(hosted, tmp_path / "hosted", overrides={"paths.examples": str(gold_train)})
