@@ -109,3 +109,32 @@ def ceiling_throughput(
         "wordpieces_per_word": round(tokens / words, 3),
         "words_per_second": round(words / best, 1),
     }
+
+
+def profile_shares(nlp: Language, texts: Sequence[str], batch_size: int) -> dict[str, float]:
+    """Where the student's time goes (cProfile, cumulative): the encoder's forward pass, the rest
+    of the transformer component (wordpiece tokenization, alignment), and everything else (the
+    NER head, spaCy's tokenizer), as shares of the whole `nlp.pipe` run."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    list(nlp.pipe(texts, batch_size=batch_size))
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # (file, line, function) -> (cc, nc, tottime, cumtime, callers)
+
+    def cumulative(path_end: str, function: str) -> float:
+        return max(
+            (v[3] for k, v in stats.items() if k[0].endswith(path_end) and k[2] == function), default=0.0
+        )
+
+    total = cumulative("spacy/language.py", "pipe")
+    encoder = cumulative("transformers/models/bert/modeling_bert.py", "forward")
+    transformer = cumulative("spacy_transformers/pipeline_component.py", "pipe")
+    return {
+        "seconds": round(total, 3),
+        "encoder_forward": round(encoder / total, 3),
+        "transformer_component_other": round((transformer - encoder) / total, 3),
+        "ner_tokenizer_and_rest": round((total - transformer) / total, 3),
+    }
