@@ -20,7 +20,7 @@ from clin_distill.llm.endpoint import (
     RemoteEndpointRefused,
     openai_compatible,
 )
-from clin_distill.llm.label import load_teacher, skip_reason
+from clin_distill.llm.label import label_docs, load_teacher, skip_reason
 from clin_distill.llm.task import (
     ACCOUNTING_KEY,
     make_char_token_estimator,
@@ -209,3 +209,22 @@ def test_hosted_teacher_configs_are_skipped_or_refused_without_key_and_opt_in(mo
     with pytest.raises(Exception, match="not loopback"):
         load_teacher(config, tmp_path)
     assert skip_reason(ROOT / "configs/teachers/llm/smollm2.cfg", allow_remote=False) is None
+
+
+def test_failed_note_is_recorded_without_text_and_retried_next_run(replay, tmp_path, nlp):
+    config = ROOT / "configs/teachers/llm/smollm2.cfg"
+    overrides = {
+        "components.llm.model.endpoint": f"http://127.0.0.1:{replay}/v1/chat/completions",
+        "components.llm.model.name": "m",
+        "components.llm.model.interval": 0.01,
+        "components.llm.task.n_examples": 0,
+    }
+    note = nlp(TEXT)
+    Replay.answers = [MODELS, (500, {}), (500, {}), (500, {})]  # max_tries = 3 in smollm2.cfg
+    [(doc, record)] = label_docs(load_teacher(config, tmp_path, overrides=overrides), [note.copy()])
+    assert record["status"] == "failed" and "HTTP 500" in record["error"] and "asthma" not in record["error"]
+    assert "smollm2" not in doc.spans and doc.text == TEXT
+    Replay.answers = [MODELS, COMPLETION]  # the next run asks again: failures are not cached
+    [(doc, record)] = label_docs(load_teacher(config, tmp_path, overrides=overrides), [note.copy()])
+    assert record["status"] == "ok" and not record["cached"]
+    assert [(s.text, s.label_) for s in doc.spans["smollm2"]] == [("pain", "SYMPTOM")]

@@ -16,7 +16,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..corpora.stats import word_count
-from .endpoint import ALLOW_REMOTE_ENV, is_loopback
+from .endpoint import ALLOW_REMOTE_ENV, LLMRequestError, is_loopback
 from .task import ACCOUNTING_KEY, COUNT_KEYS
 
 
@@ -64,7 +64,11 @@ def label_docs(nlp: Language, docs: Iterable[Doc]) -> Iterator[tuple[Doc, dict[s
         try:
             out = llm(bare)
         except Exception as err:  # noqa: BLE001 - any failure: record it, keep going, retry next run
-            record.update(status="failed", error=f"{type(err).__name__}: {err}"[:300])
+            # Our own errors and timeouts name only status codes and hosts; any other message
+            # could quote the note, so only its type is kept.
+            safe = isinstance(err, (LLMRequestError, TimeoutError))
+            error = f"{type(err).__name__}: {err}"[:300] if safe else type(err).__name__
+            record.update(status="failed", error=error)
             yield doc, record
             continue
         if out.text != doc.text:
