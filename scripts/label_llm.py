@@ -16,7 +16,14 @@ from spacy.tokens import DocBin
 
 from clin_distill.corpora.notes import hash_sample
 from clin_distill.labels import GOLD_LABELS
-from clin_distill.llm.label import cost_per_1k, label_docs, load_teacher, skip_reason, summarise
+from clin_distill.llm.label import (
+    cost_per_1k,
+    label_docs,
+    load_teacher,
+    model_settings,
+    skip_reason,
+    summarise,
+)
 from clin_distill.llm.server import llama_server, served_requests, smollm2_gguf
 from clin_distill.reports import write_report
 from clin_distill.scoring import score
@@ -54,7 +61,7 @@ def main(
         before = served_requests(log)
         server = nullcontext()
         if name in local_server:
-            model = Config().from_disk(config_path, interpolate=False)["components"]["llm"]["model"]
+            model = model_settings(config_path)
             server = llama_server(smollm2_gguf(), model["endpoint"], model["name"], n_ctx, log)
         with server:
             nlp = load_teacher(config_path, cache_dir, allow_remote)

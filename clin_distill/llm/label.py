@@ -20,10 +20,15 @@ from .endpoint import ALLOW_REMOTE_ENV, LLMRequestError, is_loopback
 from .task import ACCOUNTING_KEY, COUNT_KEYS
 
 
+def model_settings(config_path: Path) -> dict[str, Any]:
+    """A teacher config's `[components.llm.model]` block, read without building anything."""
+    return dict(Config().from_disk(config_path, interpolate=False)["components"]["llm"]["model"])
+
+
 def skip_reason(config_path: Path, allow_remote: bool) -> str | None:
     """Why a teacher cannot run here (one line), or None. Hosted teachers need their key and the
     remote opt-in; the model itself enforces the same rules when it is built."""
-    model = Config().from_disk(config_path, interpolate=False)["components"]["llm"]["model"]
+    model = model_settings(config_path)
     endpoint, key_env = model["endpoint"], model.get("api_key_env", "OPENAI_API_KEY")
     if is_loopback(endpoint):
         return None
