@@ -2,6 +2,8 @@
 in one run on one machine -> reports/benchmark.{json,md}.
 
 The student and the ceiling each run in a fresh process, so peak RSS is the student's own.
+The opt-in int8 encoder (clin_distill.student.int8) is measured beside the float default, with
+its strict F1 on MACCROBAT test, so its speed is never reported without its accuracy cost.
 """
 
 import json
@@ -19,9 +21,11 @@ from spacy.tokens import DocBin
 
 from clin_distill.corpora.notes import hash_sample
 from clin_distill.corpora.stats import word_count
+from clin_distill.labels import LABELS
 from clin_distill.llm.label import cost_per_1k, label_docs, load_teacher, model_settings
 from clin_distill.llm.server import llama_server, smollm2_gguf
 from clin_distill.reports import write_report
+from clin_distill.scoring import score
 from clin_distill.speed import (
     ceiling_throughput,
     peak_rss_mb,
@@ -29,11 +33,17 @@ from clin_distill.speed import (
     reset_peak_rss,
     student_throughput,
 )
+from clin_distill.student.int8 import quantize_encoder
 from clin_distill.teachers.run import load_teachers, words_per_second
 
 
-def _student(model: str, texts: list[str], batch_size: int, out: mp.Queue) -> None:
+def load_student(model: str, int8: bool = False):
     nlp = spacy.load(model)
+    return quantize_encoder(nlp) if int8 else nlp
+
+
+def _student(model: str, texts: list[str], batch_size: int, int8: bool, out: mp.Queue) -> None:
+    nlp = load_student(model, int8)
     loaded = peak_rss_mb()
     reset = reset_peak_rss()
     run = student_throughput(nlp, texts, batch_size)
@@ -43,8 +53,8 @@ def _student(model: str, texts: list[str], batch_size: int, out: mp.Queue) -> No
     out.put(run)
 
 
-def _ceiling(model: str, texts: list[str], batch_sizes: list[int], out: mp.Queue) -> None:
-    nlp = spacy.load(model)
+def _ceiling(model: str, texts: list[str], batch_sizes: list[int], int8: bool, out: mp.Queue) -> None:
+    nlp = load_student(model, int8)
     out.put([ceiling_throughput(nlp, texts, b) for b in batch_sizes])
 
 
@@ -66,6 +76,7 @@ def main(
     prices_path: Path = typer.Option(..., "--prices"),
     teachers: list[Path] = typer.Option([], "--teacher"),
     llm_config: Path = typer.Option(None, "--llm-config"),
+    gold: Path = typer.Option(None, "--gold", help="Gold DocBin: strict F1 of float and int8 student"),
     notes: int = typer.Option(300, help="Real notes in the throughput sample"),
     llm_notes: int = typer.Option(3, help="Notes the local LLM teacher labels for its s/note"),
     batch_sizes: list[int] = typer.Option([1, 32, 128], "--batch-size"),
@@ -90,13 +101,29 @@ def main(
     }
     typer.echo(f"sample: {len(texts)} notes, {words:,} words; torch threads {torch.get_num_threads()}")
     # One fresh process per batch size: each peak RSS is that setting's own.
-    student = {"runs": [in_fresh_process(_student, model, texts, b) for b in batch_sizes]}
-    ceiling = {"runs": in_fresh_process(_ceiling, model, texts, batch_sizes)}
+    student = {"runs": [in_fresh_process(_student, model, texts, b, False) for b in batch_sizes]}
+    ceiling = {"runs": in_fresh_process(_ceiling, model, texts, batch_sizes, False)}
     best_s = max(student["runs"], key=lambda r: r["words_per_second"])
     best_c = max(ceiling["runs"], key=lambda r: r["words_per_second"])
     data["student"] = {**best_s, "by_batch_size": student["runs"]}
     student_nlp = spacy.load(model)  # in this process: its defaults, and the per-note LLM comparison
     data["student"]["default_batch_size"] = student_nlp.batch_size
+    float_default = next(r for r in student["runs"] if r["batch_size"] == student_nlp.batch_size)
+    int8_run = in_fresh_process(_student, model, texts, student_nlp.batch_size, True)
+    int8_ceiling = in_fresh_process(_ceiling, model, texts, [student_nlp.batch_size], True)[0]
+    int8_nlp = load_student(model, int8=True)
+    data["student_int8"] = {
+        **int8_run,
+        "ceiling_words_per_second": int8_ceiling["words_per_second"],
+        "ratio_to_ceiling": round(int8_run["words_per_second"] / int8_ceiling["words_per_second"], 3),
+        "speedup_over_float": round(int8_run["words_per_second"] / float_default["words_per_second"], 2),
+    }
+    if gold:
+        gold_docs = list(DocBin().from_disk(gold).get_docs(vocab))
+        for key, nlp in (("student", student_nlp), ("student_int8", int8_nlp)):
+            preds = [d.ents for d in nlp.pipe(g.text for g in gold_docs)]
+            scores = score(zip(preds, gold_docs, strict=True), LABELS)
+            data[key][f"{gold.stem}_strict_f1"] = {lab: scores[lab]["strict"]["f"] for lab in LABELS}
     data["ceiling"] = {**best_c, "by_batch_size": ceiling["runs"]}
     same_batch = next(r for r in ceiling["runs"] if r["batch_size"] == best_s["batch_size"])
     data["ratio_to_ceiling"] = round(best_s["words_per_second"] / same_batch["words_per_second"], 3)
@@ -117,9 +144,12 @@ def main(
             records = [r for _, r in label_docs(nlp, [d.copy() for d in few])]
             llm_seconds = time.perf_counter() - start
         log.unlink(missing_ok=True)
-        start = time.perf_counter()
-        list(student_nlp.pipe([d.text for d in few], batch_size=best_s["batch_size"]))
-        student_seconds = time.perf_counter() - start
+        seconds = {}
+        for key, nlp in (("float", student_nlp), ("int8", int8_nlp)):
+            start = time.perf_counter()
+            list(nlp.pipe([d.text for d in few], batch_size=best_s["batch_size"]))
+            seconds[key] = time.perf_counter() - start
+        student_seconds = seconds["float"]
         data["teachers"][name] = {
             "notes": len(few),
             "seconds_per_note": round(llm_seconds / len(few), 2),
@@ -127,6 +157,8 @@ def main(
             "failed": sum(r["status"] == "failed" for r in records),
             "student_seconds_per_note_same_notes": round(student_seconds / len(few), 4),
             "student_speedup_per_note": round(llm_seconds / student_seconds, 1),
+            "student_int8_seconds_per_note_same_notes": round(seconds["int8"] / len(few), 4),
+            "student_int8_speedup_per_note": round(llm_seconds / seconds["int8"], 1),
         }
 
     # Cost per 1,000 notes of the length the LLM accounting measured: the student on a CPU
@@ -156,6 +188,12 @@ def main(
         ["ceiling (PyTorch forward only)", r["batch_size"], f"{r['words_per_second']:,.0f}", "", ""]
         for r in ceiling["runs"]
     ]  # fmt: skip
+    q = data["student_int8"]
+    rows += [
+        ["student, int8 encoder (opt-in)", q["batch_size"], f"{q['words_per_second']:,.0f}",
+         f"{q['notes_per_second']:.1f}", f"{q['peak_rss_mb']} ({q['peak_rss_mb_with_loading']:,.0f})"],
+        ["ceiling, int8 encoder", q["batch_size"], f"{q['ceiling_words_per_second']:,.0f}", "", ""],
+    ]  # fmt: skip
     rows += [
         [f"teacher {n}", "", f"{t['words_per_second']:,.0f}", "", ""] for n, t in data["teachers"].items()
     ]
@@ -174,13 +212,25 @@ def main(
         + "; the encoder's forward pass is what remains, and the ceiling times exactly that",
         "- before/after: the pipeline's `nlp.pipe` default batch size was 32 (the batch-size-32 row); "
         "it is now 1 (the fastest row, and the only one under 1 GB)",
+        f"- int8 encoder (`clin_distill.student.int8.quantize_encoder`, opt-in): {q['speedup_over_float']}x "
+        f"the float student's words/s, ratio to its own int8 ceiling {q['ratio_to_ceiling']}",
     ]
+    if gold:
+        after.append(
+            f"- strict F1 on {gold.stem}, float vs int8: "
+            + ", ".join(
+                f"{lab} {data['student'][f'{gold.stem}_strict_f1'][lab]:.3f} vs "
+                f"{q[f'{gold.stem}_strict_f1'][lab]:.3f}"
+                for lab in LABELS
+            )
+        )
     if llm_config:
         t = data["teachers"][llm_config.stem]
         after.append(
             f"- {llm_config.stem}: {t['seconds_per_note']} s/note vs student "
             f"{t['student_seconds_per_note_same_notes']} s/note on the same {t['notes']} notes: "
-            f"{t['student_speedup_per_note']}x"
+            f"{t['student_speedup_per_note']}x (int8 encoder: "
+            f"{t['student_int8_seconds_per_note_same_notes']} s/note, {t['student_int8_speedup_per_note']}x)"
         )
     intro = (
         f"Written by `weasel run benchmark` on {data['machine']['cpu_count']} CPU cores "

@@ -1,14 +1,18 @@
 """The benchmark's ceiling must time exactly what the student's transformer computes: same
-windows, same wordpieces, same padded batches (checked by recording the encoder's inputs)."""
+windows, same wordpieces, same padded batches (checked by recording the encoder's inputs); the
+opt-in int8 encoder must keep the student's entities and never be written to disk."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import spacy
+import torch
 from spacy.tokens import DocBin
 
 from clin_distill.speed import encoder_batches
+from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
 
 
 def test_ceiling_batches_are_the_students_own(workflow_project):
@@ -37,3 +41,25 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
     assert 0 < report["ratio_to_ceiling"] <= 1.2
     assert {"rxnorm", "snomed", "smollm2"} <= set(report["teachers"])
     assert {"student_cpu", "gpt-4o", "o1-mini", "gemini-flash"} <= set(report["cost_per_1k_notes_usd"])
+    q = report["student_int8"]
+    assert q["words_per_second"] > 0 and 0 < q["ratio_to_ceiling"] <= 1.2
+    for key in ("student", "student_int8"):
+        assert set(report[key]["maccrobat_test_strict_f1"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
+
+
+def test_int8_encoder_keeps_the_students_entities_and_refuses_to_be_saved(workflow_project, tmp_path):
+    model = workflow_project / "training/distilled/model-best"
+    gold = list(DocBin().from_disk(workflow_project / "corpus/gold/maccrobat_test.spacy").get_docs(
+        spacy.blank("en").vocab))  # fmt: skip
+    texts = [d.text for d in gold[:20]]
+    as_float = [{(e.start, e.end, e.label_) for e in d.ents} for d in spacy.load(model).pipe(texts)]
+    nlp = quantize_encoder(spacy.load(model))
+    encoder = nlp.get_pipe("transformer").model.transformer
+    assert not [m for m in encoder.modules() if type(m) is torch.nn.Linear]  # every Linear is int8 now
+    as_int8 = [{(e.start, e.end, e.label_) for e in d.ents} for d in nlp.pipe(texts)]
+    same = sum(len(a & b) for a, b in zip(as_float, as_int8, strict=True))
+    total = sum(len(a) + len(b) for a, b in zip(as_float, as_int8, strict=True))
+    assert total > 100 and 2 * same / total >= 0.8  # mostly the same entities (measured 0.86-0.90)
+    with pytest.raises(QuantizedEncoderError, match="cannot be saved"):
+        nlp.to_disk(tmp_path / "int8")
+    assert not (tmp_path / "int8" / "transformer" / "model").exists()
