@@ -106,11 +106,12 @@ def main(
     best_s = max(student["runs"], key=lambda r: r["words_per_second"])
     best_c = max(ceiling["runs"], key=lambda r: r["words_per_second"])
     data["student"] = {**best_s, "by_batch_size": student["runs"]}
-    student_nlp = spacy.load(model)  # in this process: its defaults, and the per-note LLM comparison
+    student_nlp = load_student(model)  # in this process: its defaults, and the per-note LLM comparison
     data["student"]["default_batch_size"] = student_nlp.batch_size
     float_default = next(r for r in student["runs"] if r["batch_size"] == student_nlp.batch_size)
-    int8_run = in_fresh_process(_student, model, texts, student_nlp.batch_size, True)
-    int8_ceiling = in_fresh_process(_ceiling, model, texts, [student_nlp.batch_size], True)[0]
+    q_batch = student_nlp.batch_size
+    int8_run = in_fresh_process(_student, model, texts, q_batch, True)
+    int8_ceiling = in_fresh_process(_ceiling, model, texts, [q_batch], True)[0]
     int8_nlp = load_student(model, int8=True)
     data["student_int8"] = {
         **int8_run,
@@ -145,9 +146,10 @@ def main(
             llm_seconds = time.perf_counter() - start
         log.unlink(missing_ok=True)
         seconds = {}
-        for key, nlp in (("float", student_nlp), ("int8", int8_nlp)):
+        # each at the batch size its throughput row was measured at
+        for key, nlp, batch in (("float", student_nlp, best_s["batch_size"]), ("int8", int8_nlp, q_batch)):
             start = time.perf_counter()
-            list(nlp.pipe([d.text for d in few], batch_size=best_s["batch_size"]))
+            list(nlp.pipe([d.text for d in few], batch_size=batch))
             seconds[key] = time.perf_counter() - start
         student_seconds = seconds["float"]
         data["teachers"][name] = {
