@@ -2,8 +2,9 @@
 in one run on one machine -> reports/benchmark.{json,md}.
 
 The student and the ceiling each run in a fresh process, so peak RSS is the student's own.
-The opt-in int8 encoder (clin_distill.student.int8) is measured beside the float default, with
-its strict F1 on MACCROBAT test, so its speed is never reported without its accuracy cost.
+The opt-in encoders (int8: clin_distill.student.int8; bf16, where the CPU has native bf16:
+clin_distill.student.bf16) are measured beside the float default, each with its strict F1 on
+MACCROBAT test, so a speed-up is never reported without its accuracy cost.
 """
 
 import json
@@ -33,17 +34,21 @@ from clin_distill.speed import (
     reset_peak_rss,
     student_throughput,
 )
+from clin_distill.student.bf16 import bf16_encoder, cpu_has_bf16
 from clin_distill.student.int8 import quantize_encoder
 from clin_distill.teachers.run import load_teachers, words_per_second
 
+VARIANTS = {"int8": quantize_encoder, "bf16": bf16_encoder}
+CEILING_DTYPE = {"bf16": torch.bfloat16}
 
-def load_student(model: str, int8: bool = False):
+
+def load_student(model: str, variant: str | None = None):
     nlp = spacy.load(model)
-    return quantize_encoder(nlp) if int8 else nlp
+    return VARIANTS[variant](nlp) if variant else nlp
 
 
-def _student(model: str, texts: list[str], batch_size: int, int8: bool, out: mp.Queue) -> None:
-    nlp = load_student(model, int8)
+def _student(model: str, texts: list[str], batch_size: int, variant: str | None, out: mp.Queue) -> None:
+    nlp = load_student(model, variant)
     loaded = peak_rss_mb()
     reset = reset_peak_rss()
     run = student_throughput(nlp, texts, batch_size)
@@ -53,9 +58,12 @@ def _student(model: str, texts: list[str], batch_size: int, int8: bool, out: mp.
     out.put(run)
 
 
-def _ceiling(model: str, texts: list[str], batch_sizes: list[int], int8: bool, out: mp.Queue) -> None:
-    nlp = load_student(model, int8)
-    out.put([ceiling_throughput(nlp, texts, b) for b in batch_sizes])
+def _ceiling(
+    model: str, texts: list[str], batch_sizes: list[int], variant: str | None, out: mp.Queue
+) -> None:
+    nlp = load_student(model, variant)
+    dtype = CEILING_DTYPE.get(variant, torch.float32)
+    out.put([ceiling_throughput(nlp, texts, b, dtype=dtype) for b in batch_sizes])
 
 
 def in_fresh_process(target, *args):
@@ -95,14 +103,15 @@ def main(
             "torch": torch.__version__,
             "processor": platform.processor() or platform.machine(),
             "device": "cpu",
+            "native_bf16": cpu_has_bf16(),
         },
         "sample": {"notes": len(texts), "words": words, "mean_words_per_note": round(words / len(texts), 1)},
         "model": model,
     }
     typer.echo(f"sample: {len(texts)} notes, {words:,} words; torch threads {torch.get_num_threads()}")
     # One fresh process per batch size: each peak RSS is that setting's own.
-    student = {"runs": [in_fresh_process(_student, model, texts, b, False) for b in batch_sizes]}
-    ceiling = {"runs": in_fresh_process(_ceiling, model, texts, batch_sizes, False)}
+    student = {"runs": [in_fresh_process(_student, model, texts, b, None) for b in batch_sizes]}
+    ceiling = {"runs": in_fresh_process(_ceiling, model, texts, batch_sizes, None)}
     best_s = max(student["runs"], key=lambda r: r["words_per_second"])
     best_c = max(ceiling["runs"], key=lambda r: r["words_per_second"])
     data["student"] = {**best_s, "by_batch_size": student["runs"]}
@@ -110,18 +119,22 @@ def main(
     data["student"]["default_batch_size"] = student_nlp.batch_size
     float_default = next(r for r in student["runs"] if r["batch_size"] == student_nlp.batch_size)
     q_batch = student_nlp.batch_size
-    int8_run = in_fresh_process(_student, model, texts, q_batch, True)
-    int8_ceiling = in_fresh_process(_ceiling, model, texts, [q_batch], True)[0]
-    int8_nlp = load_student(model, int8=True)
-    data["student_int8"] = {
-        **int8_run,
-        "ceiling_words_per_second": int8_ceiling["words_per_second"],
-        "ratio_to_ceiling": round(int8_run["words_per_second"] / int8_ceiling["words_per_second"], 3),
-        "speedup_over_float": round(int8_run["words_per_second"] / float_default["words_per_second"], 2),
-    }
+    # bf16 only where the CPU computes it natively: emulated bf16 is slower than float32
+    variants = [v for v in VARIANTS if v != "bf16" or cpu_has_bf16()]
+    variant_nlp = {}
+    for variant in variants:
+        run = in_fresh_process(_student, model, texts, q_batch, variant)
+        own_ceiling = in_fresh_process(_ceiling, model, texts, [q_batch], variant)[0]
+        variant_nlp[variant] = load_student(model, variant)
+        data[f"student_{variant}"] = {
+            **run,
+            "ceiling_words_per_second": own_ceiling["words_per_second"],
+            "ratio_to_ceiling": round(run["words_per_second"] / own_ceiling["words_per_second"], 3),
+            "speedup_over_float": round(run["words_per_second"] / float_default["words_per_second"], 2),
+        }
     if gold:
         gold_docs = list(DocBin().from_disk(gold).get_docs(vocab))
-        for key, nlp in (("student", student_nlp), ("student_int8", int8_nlp)):
+        for key, nlp in [("student", student_nlp)] + [(f"student_{v}", n) for v, n in variant_nlp.items()]:
             preds = [d.ents for d in nlp.pipe(g.text for g in gold_docs)]
             scores = score(zip(preds, gold_docs, strict=True), LABELS)
             data[key][f"{gold.stem}_strict_f1"] = {lab: scores[lab]["strict"]["f"] for lab in LABELS}
@@ -147,7 +160,10 @@ def main(
         log.unlink(missing_ok=True)
         seconds = {}
         # each at the batch size its throughput row was measured at
-        for key, nlp, batch in (("float", student_nlp, best_s["batch_size"]), ("int8", int8_nlp, q_batch)):
+        timed = [("float", student_nlp, best_s["batch_size"])] + [
+            (v, n, q_batch) for v, n in variant_nlp.items()
+        ]
+        for key, nlp, batch in timed:
             start = time.perf_counter()
             list(nlp.pipe([d.text for d in few], batch_size=batch))
             seconds[key] = time.perf_counter() - start
@@ -159,9 +175,14 @@ def main(
             "failed": sum(r["status"] == "failed" for r in records),
             "student_seconds_per_note_same_notes": round(student_seconds / len(few), 4),
             "student_speedup_per_note": round(llm_seconds / student_seconds, 1),
-            "student_int8_seconds_per_note_same_notes": round(seconds["int8"] / len(few), 4),
-            "student_int8_speedup_per_note": round(llm_seconds / seconds["int8"], 1),
         }
+        for variant in variant_nlp:
+            data["teachers"][name][f"student_{variant}_seconds_per_note_same_notes"] = round(
+                seconds[variant] / len(few), 4
+            )
+            data["teachers"][name][f"student_{variant}_speedup_per_note"] = round(
+                llm_seconds / seconds[variant], 1
+            )
 
     # Cost per 1,000 notes of the length the LLM accounting measured: the student on a CPU
     # instance at the hourly price in the price table; hosted LLMs from their token counts.
@@ -190,12 +211,13 @@ def main(
         ["ceiling (PyTorch forward only)", r["batch_size"], f"{r['words_per_second']:,.0f}", "", ""]
         for r in ceiling["runs"]
     ]  # fmt: skip
-    q = data["student_int8"]
-    rows += [
-        ["student, int8 encoder (opt-in)", q["batch_size"], f"{q['words_per_second']:,.0f}",
-         f"{q['notes_per_second']:.1f}", f"{q['peak_rss_mb']} ({q['peak_rss_mb_with_loading']:,.0f})"],
-        ["ceiling, int8 encoder", q["batch_size"], f"{q['ceiling_words_per_second']:,.0f}", "", ""],
-    ]  # fmt: skip
+    for variant in variant_nlp:
+        q = data[f"student_{variant}"]
+        rows += [
+            [f"student, {variant} encoder (opt-in)", q["batch_size"], f"{q['words_per_second']:,.0f}",
+             f"{q['notes_per_second']:.1f}", f"{q['peak_rss_mb']} ({q['peak_rss_mb_with_loading']:,.0f})"],
+            [f"ceiling, {variant} encoder", q["batch_size"], f"{q['ceiling_words_per_second']:,.0f}", "", ""],
+        ]  # fmt: skip
     rows += [
         [f"teacher {n}", "", f"{t['words_per_second']:,.0f}", "", ""] for n, t in data["teachers"].items()
     ]
@@ -214,25 +236,36 @@ def main(
         + "; the encoder's forward pass is what remains, and the ceiling times exactly that",
         "- before/after: the pipeline's `nlp.pipe` default batch size was 32 (the batch-size-32 row); "
         "it is now 1 (the fastest row, and the only one under 1 GB)",
-        f"- int8 encoder (`clin_distill.student.int8.quantize_encoder`, opt-in): {q['speedup_over_float']}x "
-        f"the float student's words/s, ratio to its own int8 ceiling {q['ratio_to_ceiling']}",
     ]
-    if gold:
+    for variant, function in (("int8", "int8.quantize_encoder"), ("bf16", "bf16.bf16_encoder")):
+        if variant not in variant_nlp:
+            after.append(f"- {variant} encoder: not measured (this CPU has no native bf16)")
+            continue
+        q = data[f"student_{variant}"]
         after.append(
-            f"- strict F1 on {gold.stem}, float vs int8: "
-            + ", ".join(
-                f"{lab} {data['student'][f'{gold.stem}_strict_f1'][lab]:.3f} vs "
-                f"{q[f'{gold.stem}_strict_f1'][lab]:.3f}"
-                for lab in LABELS
-            )
+            f"- {variant} encoder (`clin_distill.student.{function}`, opt-in): {q['speedup_over_float']}x "
+            f"the float student's words/s, ratio to its own {variant} ceiling {q['ratio_to_ceiling']}"
         )
+        if gold:
+            after.append(
+                f"- strict F1 on {gold.stem}, float vs {variant}: "
+                + ", ".join(
+                    f"{lab} {data['student'][f'{gold.stem}_strict_f1'][lab]:.3f} vs "
+                    f"{q[f'{gold.stem}_strict_f1'][lab]:.3f}"
+                    for lab in LABELS
+                )
+            )
     if llm_config:
         t = data["teachers"][llm_config.stem]
         after.append(
             f"- {llm_config.stem}: {t['seconds_per_note']} s/note vs student "
             f"{t['student_seconds_per_note_same_notes']} s/note on the same {t['notes']} notes: "
-            f"{t['student_speedup_per_note']}x (int8 encoder: "
-            f"{t['student_int8_seconds_per_note_same_notes']} s/note, {t['student_int8_speedup_per_note']}x)"
+            f"{t['student_speedup_per_note']}x"
+            + "".join(
+                f"; {v} encoder: {t[f'student_{v}_seconds_per_note_same_notes']} s/note, "
+                f"{t[f'student_{v}_speedup_per_note']}x"
+                for v in variant_nlp
+            )
         )
     intro = (
         f"Written by `weasel run benchmark` on {data['machine']['cpu_count']} CPU cores "
