@@ -21,12 +21,12 @@ SOURCES = [
         "CC BY 4.0",
     ),
     (
-        "BC5CDR (selection and external test)",
+        "BC5CDR (train texts unlabelled for distillation; external test)",
         "https://biocreative.bioinformatics.udel.edu/tasks/biocreative-v/track-3-cdr/",
         "NCBI public-domain notice",
     ),
     (
-        "NCBI disease corpus (selection and external test)",
+        "NCBI disease corpus (train texts unlabelled for distillation; external test)",
         "https://www.ncbi.nlm.nih.gov/CBBresearch/Dogan/DISEASE/",
         "public domain",
     ),
