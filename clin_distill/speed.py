@@ -7,14 +7,26 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import spacy
 import torch
 from spacy.language import Language
+from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch
 from spacy_transformers.util import batch_by_length
 
+from .corpora.notes import hash_sample
 from .corpora.stats import word_count
+
+
+def benchmark_notes(unlabelled_dir: Path, n: int) -> list[Doc]:
+    """The real notes every speed measurement uses (CPU and GPU alike): the same hash sample of
+    the unlabelled DocBins on every run and machine."""
+    vocab = spacy.blank("en").vocab
+    docs = (d for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab))
+    return hash_sample(docs, n)
 
 
 def peak_rss_mb() -> float:

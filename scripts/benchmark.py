@@ -20,7 +20,6 @@ import typer
 from confection import Config
 from spacy.tokens import DocBin
 
-from clin_distill.corpora.notes import hash_sample
 from clin_distill.corpora.stats import word_count
 from clin_distill.labels import LABELS
 from clin_distill.llm.label import cost_per_1k, label_docs, load_teacher, model_settings
@@ -28,6 +27,7 @@ from clin_distill.llm.server import llama_server, smollm2_gguf
 from clin_distill.reports import write_report
 from clin_distill.scoring import score
 from clin_distill.speed import (
+    benchmark_notes,
     ceiling_throughput,
     peak_rss_mb,
     profile_shares,
@@ -91,11 +91,11 @@ def main(
     n_ctx: int = typer.Option(2048),
 ) -> None:
     vocab = spacy.blank("en").vocab
-    docs = [d for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab)]
-    sample = hash_sample(docs, notes)
+    sample = benchmark_notes(unlabelled_dir, notes)
     texts = [d.text for d in sample]
     words = sum(word_count(d) for d in sample)
     prices = {k: dict(v) for k, v in Config().from_disk(prices_path).items()}
+    native_bf16 = cpu_has_bf16()
     data: dict = {
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -103,7 +103,7 @@ def main(
             "torch": torch.__version__,
             "processor": platform.processor() or platform.machine(),
             "device": "cpu",
-            "native_bf16": cpu_has_bf16(),
+            "native_bf16": native_bf16,
         },
         "sample": {"notes": len(texts), "words": words, "mean_words_per_note": round(words / len(texts), 1)},
         "model": model,
@@ -118,13 +118,13 @@ def main(
     student_nlp = load_student(model)  # in this process: its defaults, and the per-note LLM comparison
     data["student"]["default_batch_size"] = student_nlp.batch_size
     float_default = next(r for r in student["runs"] if r["batch_size"] == student_nlp.batch_size)
-    q_batch = student_nlp.batch_size
+    default_batch = student_nlp.batch_size
     # bf16 only where the CPU computes it natively: emulated bf16 is slower than float32
-    variants = [v for v in VARIANTS if v != "bf16" or cpu_has_bf16()]
+    variants = [v for v in VARIANTS if v != "bf16" or native_bf16]
     variant_nlp = {}
     for variant in variants:
-        run = in_fresh_process(_student, model, texts, q_batch, variant)
-        own_ceiling = in_fresh_process(_ceiling, model, texts, [q_batch], variant)[0]
+        run = in_fresh_process(_student, model, texts, default_batch, variant)
+        own_ceiling = in_fresh_process(_ceiling, model, texts, [default_batch], variant)[0]
         variant_nlp[variant] = load_student(model, variant)
         data[f"student_{variant}"] = {
             **run,
@@ -161,7 +161,7 @@ def main(
         seconds = {}
         # each at the batch size its throughput row was measured at
         timed = [("float", student_nlp, best_s["batch_size"])] + [
-            (v, n, q_batch) for v, n in variant_nlp.items()
+            (v, n, default_batch) for v, n in variant_nlp.items()
         ]
         for key, nlp, batch in timed:
             start = time.perf_counter()

@@ -38,27 +38,23 @@ def export(
     import spacy
     import torch
     from safetensors.torch import save_file
-    from spacy.tokens import DocBin
 
-    from clin_distill.corpora.notes import hash_sample
-    from clin_distill.speed import encoder_batches
+    from clin_distill.speed import benchmark_notes, encoder_batches
 
     nlp = spacy.load(model)
-    vocab = spacy.blank("en").vocab
-    docs = [d for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab)]
-    texts = [d.text for d in hash_sample(docs, notes)]
+    texts = [d.text for d in benchmark_notes(unlabelled_dir, notes)]
     encoder = nlp.get_pipe("transformer").model.transformer
     bundle.mkdir(parents=True, exist_ok=True)
     encoder.config.to_json_file(bundle / "config.json")
     dtype = torch.float16 if half_weights else torch.float32
     state = {k: v.detach().to(dtype).contiguous() for k, v in encoder.state_dict().items()}
     save_file(state, bundle / "encoder.safetensors")
-    batches, meta = {}, {"model": str(model), "notes": len(texts), "weights_dtype": str(dtype), "words": 0}
+    batches, words = {}, 0
     for b in batch_sizes:
-        padded, words = encoder_batches(nlp, texts, b)
+        padded, words = encoder_batches(nlp, texts, b)  # the same words at every batch size
         # attention_mask is input_ids != pad (0) for BERT: only the ids travel, as int32
         batches[str(b)] = [t["input_ids"].to(torch.int32) for t in padded]
-        meta["words"] = words
+    meta = {"model": str(model), "notes": len(texts), "weights_dtype": str(dtype), "words": words}
     torch.save(batches, bundle / "batches.pt")
     (bundle / "meta.json").write_text(json.dumps(meta, indent=2))
     typer.echo(f"bundle {bundle}: {len(texts)} notes, {meta['words']:,} words, batch sizes {batch_sizes}")
@@ -101,13 +97,13 @@ def run(
     from safetensors.torch import load_file
     from transformers import BertConfig, BertModel
 
-    if device.startswith("cuda") and (not torch.cuda.is_available() or device.endswith(":-1")):
+    on_gpu = device.startswith("cuda")
+    if on_gpu and (not torch.cuda.is_available() or device.endswith(":-1")):
         raise typer.BadParameter(f"no CUDA device {device!r} here (in Weasel: --vars.gpu_id=0)")
     meta = json.loads((bundle / "meta.json").read_text())
     batches = torch.load(bundle / "batches.pt")
     config = BertConfig.from_json_file(bundle / "config.json")
     weights = load_file(bundle / "encoder.safetensors")
-    on_gpu = device.startswith("cuda")
     props = torch.cuda.get_device_properties(device) if on_gpu else None
     data: dict = {
         "machine": {

@@ -1,5 +1,5 @@
-"""Opt-in bf16 encoder for CPUs with native bf16 arithmetic (AVX512-BF16 or AMX): about twice the
-float student's words/s on 2 cores with the same entities (reports/benchmark.md).
+"""Opt-in bf16 encoder for CPUs with native bf16 arithmetic (AVX512-BF16 or AMX): 2.0-2.2x the
+float student's words/s on 2 cores (three runs) with the same entities (reports/benchmark.md).
 
 spacy-transformers runs the encoder in the weights' dtype and hands its outputs to NumPy, which
 has no bf16, and thinc's own mixed-precision switch is CUDA-only; so the encoder's weights are

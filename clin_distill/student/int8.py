@@ -1,4 +1,4 @@
-"""Opt-in int8 encoder for CPU inference: 2.2-2.5x the words/s (four runs) of the float student on 2 cores,
+"""Opt-in int8 encoder for CPU inference: 2.2-2.6x the words/s (five runs) of the float student on 2 cores,
 at a strict-F1 cost measured by `weasel run benchmark` (reports/benchmark.md).
 
 PyTorch's dynamic quantization (per-channel int8 weights, activations quantized on the fly) on
