@@ -39,6 +39,7 @@ def export(
     import torch
     from safetensors.torch import save_file
 
+    import clin_distill.student.precision  # noqa: F401  (the packaged pipeline's first component)
     from clin_distill.speed import benchmark_notes, encoder_batches
 
     nlp = spacy.load(model)

@@ -3,16 +3,24 @@
 meta.json carries the labels, the data and lexicon sources with their licences, the teacher
 combination the training labels came from, and the test-set numbers; spaCy turns its
 description into the package's model card (README.md).
+
+The packaged pipeline is the trained one with `clin_encoder_precision` placed first (the encoder's
+precision at inference, "auto" by default); its code file ships inside the package
+(`spacy package --code`), so the wheel needs no project code.
 """
 
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import spacy
 import typer
 import yaml
+
+from clin_distill.student import precision
 
 SOURCES = [
     (
@@ -116,13 +124,19 @@ def main(
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path = out_dir / "meta.json"
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    pipeline_dir = Path(tempfile.mkdtemp(prefix="clin-package-"))
+    nlp = spacy.load(model_dir)
+    nlp.add_pipe("clin_encoder_precision", first=True)
+    nlp.to_disk(pipeline_dir)
     cmd = [
         sys.executable,
         "-m",
         "spacy",
         "package",
-        str(model_dir),
+        str(pipeline_dir),
         str(out_dir),
+        "--code",
+        precision.__file__,
         "--meta-path",
         str(meta_path),
         "--name",
@@ -133,7 +147,10 @@ def main(
         "wheel",
         "--force",
     ]
-    subprocess.run(cmd, check=True)
+    try:
+        subprocess.run(cmd, check=True)
+    finally:
+        shutil.rmtree(pipeline_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The benchmark's ceiling must time exactly what the student's transformer computes: same
 windows, same wordpieces, same padded batches (checked by recording the encoder's inputs); the
-opt-in int8 encoder must keep the student's entities and never be written to disk; the opt-in bf16
-encoder must give the float student's entities with float32 outputs."""
+opt-in int8 encoder must keep the student's entities and never be written to disk; the bf16
+encoder that `clin_encoder_precision` picks on CPUs with native bf16 must give the float student's
+entities with float32 outputs."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import torch
 from spacy.tokens import DocBin
 
 from clin_distill.speed import encoder_batches
-from clin_distill.student.bf16 import bf16_encoder, cpu_has_bf16
 from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
+from clin_distill.student.precision import cpu_has_bf16
 
 
 def test_ceiling_batches_are_the_students_own(workflow_project):
@@ -45,7 +46,9 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
     assert {"student_cpu", "gpt-4o", "o1-mini", "gemini-flash"} <= set(report["cost_per_1k_notes_usd"])
     q = report["student_int8"]
     assert q["words_per_second"] > 0 and 0 < q["ratio_to_ceiling"] <= 1.2
-    variants = ["student_int8"] + (["student_bf16"] if report["machine"]["native_bf16"] else [])
+    native = report["machine"]["native_bf16"]
+    assert report["student"]["precision"] == ("bf16" if native else "float32")
+    variants = ["student_int8"] + (["student_float32"] if native else [])
     for key in ("student", *variants):
         assert set(report[key]["maccrobat_test_strict_f1"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
         assert report[key]["words_per_second"] > 0
@@ -60,15 +63,25 @@ def test_bf16_encoder_gives_the_students_entities(workflow_project):
     model = workflow_project / "training/distilled/model-best"
     texts = _gold_texts(workflow_project, 20)
     as_float = [{(e.start, e.end, e.label_) for e in d.ents} for d in spacy.load(model).pipe(texts)]
-    nlp = bf16_encoder(spacy.load(model))
+    nlp = spacy.load(model)
+    nlp.add_pipe("clin_encoder_precision", first=True, config={"precision": "bf16"})
     encoder = nlp.get_pipe("transformer").model.transformer
-    assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in encoder.parameters()} == {torch.float32}  # cast when the first note comes
     docs = list(nlp.pipe(texts))
+    assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}
     assert docs[0]._.trf_data.tensors[0].dtype.name == "float32"  # NumPy has no bf16
     as_bf16 = [{(e.start, e.end, e.label_) for e in d.ents} for d in docs]
     same = sum(len(a & b) for a, b in zip(as_float, as_bf16, strict=True))
     total = sum(len(a) + len(b) for a, b in zip(as_float, as_bf16, strict=True))
     assert total > 100 and 2 * same / total >= 0.95  # measured 0.999 on the packaged student
+
+
+def test_auto_precision_follows_the_cpu_and_bad_values_are_refused(workflow_project):
+    nlp = spacy.load(workflow_project / "training/distilled/model-best")
+    pipe = nlp.add_pipe("clin_encoder_precision", first=True)
+    assert pipe.apply() == ("bf16" if cpu_has_bf16() else "float32")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        nlp.add_pipe("clin_encoder_precision", name="p2", config={"precision": "fp8"})
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):

@@ -106,6 +106,12 @@ def test_packaged_model_loads_and_finds_entities(installed_package, workflow_pro
         "print([(e.text, e.label_) for e in doc.ents])"
     )
     assert out.strip() != "[]"
+    # the precision component comes from the wheel's own copy of its code, not from the project
+    out = run_python(
+        "import spacy; nlp = spacy.load('en_clin_distilled');"
+        "print(nlp.pipe_names[0], type(nlp.get_pipe(nlp.pipe_names[0])).__module__)"
+    )
+    assert out.split() == ["clin_encoder_precision", "en_clin_distilled.precision"]
     test_set = workflow_project / "corpus" / "gold" / "maccrobat_test.spacy"
     cmd = [sys.executable, "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)

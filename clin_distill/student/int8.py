@@ -32,6 +32,12 @@ def _refuse_to_save(*args: Any, **kwargs: Any) -> None:
 
 def quantize_encoder(nlp: Language, pipe: str = "transformer") -> Language:
     """Quantize the pipeline's transformer in place for CPU inference; saving it is refused."""
+    if "clin_encoder_precision" in nlp.pipe_names:  # the packaged model: keep its encoder float32
+        precision = nlp.get_pipe("clin_encoder_precision")
+        if precision.applied not in (None, "float32"):
+            raise QuantizedEncoderError(f"encoder already in {precision.applied}: quantize before use")
+        precision.precision = "float32"
+        precision.apply()
     trf = nlp.get_pipe(pipe)
     encoder = trf.model.transformer
     linear = {name for name, module in encoder.named_modules() if isinstance(module, torch.nn.Linear)}
