@@ -36,19 +36,21 @@ from clin_distill.speed import (
     student_throughput,
 )
 from clin_distill.student.int8 import quantize_encoder
+from clin_distill.student.precision import FACTORY as PRECISION
 from clin_distill.student.precision import cpu_has_bf16
 from clin_distill.teachers.run import load_teachers, words_per_second
 
-PRECISION = "clin_encoder_precision"
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 
 
 def load_student(model: str, variant: str | None = None):
-    """The packaged default (variant None), its float32 encoder, or float32 quantized to int8."""
-    config = {"components": {PRECISION: {"precision": "float32"}}} if variant else {}
+    """The packaged default (variant None), its float32 encoder, or int8 (which pins float32 first)."""
+    config = {"components": {PRECISION: {"precision": "float32"}}} if variant == "float32" else {}
     nlp = spacy.load(model, config=config)
+    if variant == "int8":
+        return quantize_encoder(nlp)
     nlp.get_pipe(PRECISION).apply()
-    return quantize_encoder(nlp) if variant == "int8" else nlp
+    return nlp
 
 
 def _student(model: str, texts: list[str], batch_size: int, variant: str | None, out: mp.Queue) -> None:
@@ -66,7 +68,7 @@ def _ceiling(
     model: str, texts: list[str], batch_sizes: list[int], variant: str | None, out: mp.Queue
 ) -> None:
     nlp = load_student(model, variant)
-    dtype = DTYPES[nlp.get_pipe(PRECISION).applied] if variant != "int8" else torch.float32
+    dtype = DTYPES[nlp.get_pipe(PRECISION).applied]  # int8: quantized Linears, the rest float32
     out.put([ceiling_throughput(nlp, texts, b, dtype=dtype) for b in batch_sizes])
 
 
@@ -254,7 +256,7 @@ def main(
     ]
     for variant in variant_nlp:
         q = data[f"student_{variant}"]
-        how = "`clin_distill.student.int8.quantize_encoder`, opt-in" if variant == "int8" else "float32"
+        how = "`clin_distill.student.int8.quantize_encoder`, opt-in" if variant == "int8" else "set in config"
         after.append(
             f"- {variant} encoder ({how}): {q['speedup_over_default']}x "
             f"the default's words/s, ratio to its own {variant} ceiling {q['ratio_to_ceiling']}"

@@ -21,6 +21,7 @@ import typer
 import yaml
 
 from clin_distill.student import precision
+from clin_distill.student.precision import FACTORY as PRECISION
 
 SOURCES = [
     (
@@ -124,33 +125,30 @@ def main(
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path = out_dir / "meta.json"
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    pipeline_dir = Path(tempfile.mkdtemp(prefix="clin-package-"))
-    nlp = spacy.load(model_dir)
-    nlp.add_pipe("clin_encoder_precision", first=True)
-    nlp.to_disk(pipeline_dir)
-    cmd = [
-        sys.executable,
-        "-m",
-        "spacy",
-        "package",
-        str(pipeline_dir),
-        str(out_dir),
-        "--code",
-        precision.__file__,
-        "--meta-path",
-        str(meta_path),
-        "--name",
-        name,
-        "--version",
-        version,
-        "--build",
-        "wheel",
-        "--force",
-    ]
-    try:
+    with tempfile.TemporaryDirectory(prefix="clin-package-") as pipeline_dir:
+        nlp = spacy.load(model_dir)
+        nlp.add_pipe(PRECISION, first=True)
+        nlp.to_disk(pipeline_dir)
+        cmd = [
+            sys.executable,
+            "-m",
+            "spacy",
+            "package",
+            pipeline_dir,
+            str(out_dir),
+            "--code",
+            precision.__file__,
+            "--meta-path",
+            str(meta_path),
+            "--name",
+            name,
+            "--version",
+            version,
+            "--build",
+            "wheel",
+            "--force",
+        ]
         subprocess.run(cmd, check=True)
-    finally:
-        shutil.rmtree(pipeline_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from spacy.language import Language
 
+from .precision import FACTORY as PRECISION
+
 
 class QuantizedEncoderError(RuntimeError):
     pass
@@ -32,8 +34,8 @@ def _refuse_to_save(*args: Any, **kwargs: Any) -> None:
 
 def quantize_encoder(nlp: Language, pipe: str = "transformer") -> Language:
     """Quantize the pipeline's transformer in place for CPU inference; saving it is refused."""
-    if "clin_encoder_precision" in nlp.pipe_names:  # the packaged model: keep its encoder float32
-        precision = nlp.get_pipe("clin_encoder_precision")
+    if PRECISION in nlp.pipe_names:  # the packaged model: keep its encoder float32
+        precision = nlp.get_pipe(PRECISION)
         if precision.applied not in (None, "float32"):
             raise QuantizedEncoderError(f"encoder already in {precision.applied}: quantize before use")
         precision.precision = "float32"

@@ -19,6 +19,7 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 
+FACTORY = "clin_encoder_precision"
 PRECISIONS = ("auto", "float32", "bf16")
 
 
@@ -85,13 +86,12 @@ class EncoderPrecision:
         return self.applied
 
     def __call__(self, doc: Doc) -> Doc:
-        if self.applied is None:
-            self.apply()
+        self.apply()
         return doc
 
 
-if not Language.has_factory("clin_encoder_precision"):
+if not Language.has_factory(FACTORY):
     Language.factory(
-        "clin_encoder_precision",
+        FACTORY,
         default_config={"precision": "auto", "pipe": "transformer", "onednn_cache": 64},
     )(EncoderPrecision)
