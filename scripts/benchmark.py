@@ -92,7 +92,7 @@ def main(
     llm_config: Path = typer.Option(None, "--llm-config"),
     gold: Path = typer.Option(None, "--gold", help="Gold DocBin: strict F1 of each encoder"),
     notes: int = typer.Option(300, help="Real notes in the throughput sample"),
-    llm_notes: int = typer.Option(3, help="Notes the local LLM teacher labels for its s/note"),
+    llm_notes: int = typer.Option(6, help="Notes the local LLM teacher labels for its s/note"),
     batch_sizes: list[int] = typer.Option([1, 32, 128], "--batch-size"),
     n_ctx: int = typer.Option(2048),
 ) -> None:
@@ -176,10 +176,10 @@ def main(
         timed = [("default", student_nlp, default_batch)] + [
             (v, n, default_batch) for v, n in variant_nlp.items()
         ]
+        # measured as the throughput rows are: after a warm-up, best of repeated passes (one pass
+        # over a few notes takes about 0.3 s, too short to time once)
         for key, nlp, batch in timed:
-            start = time.perf_counter()
-            list(nlp.pipe([d.text for d in few], batch_size=batch))
-            seconds[key] = time.perf_counter() - start
+            seconds[key] = student_throughput(nlp, [d.text for d in few], batch, repeats=5)["seconds"]
         student_seconds = seconds["default"]
         data["teachers"][name] = {
             "notes": len(few),

@@ -7,7 +7,8 @@ often has a different Python, NumPy and CuPy than this project pins):
 - `export` (where the project runs): the packaged student's own fine-tuned encoder (config +
   weights) and exactly the padded wordpiece batches the student feeds it for the benchmark's 300
   notes at each batch size (`clin_distill.speed.encoder_batches`: same windows, same grouping).
-- `run` (on the GPU): forward passes only, fp32 / bf16 / fp16, best of 3 per batch size, as words/s
+- `run` (on the GPU; from the repository root with `PYTHONPATH=.` where the project is not
+  installed): forward passes only, fp32 / bf16 / fp16, best of 3 per batch size, as words/s
   with the CPU's word counts; plus a BERT-base bf16 reference at batch 128 x 128 wordpieces, the
   shape of the issue's H100 reference (about 1.4M tokens/s).
 """
