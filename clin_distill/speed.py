@@ -41,6 +41,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux; 0.0 where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def reset_peak_rss() -> bool:
     """Restart the peak count (Linux: "5" to /proc/self/clear_refs), so that the peak of labelling
     is measured apart from the peak of loading, when spacy-transformers briefly holds several

@@ -49,6 +49,9 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
     native = report["machine"]["native_bf16"]
     assert report["student"]["precision"] == ("bf16" if native else "float32")
     variants = ["student_int8"] + (["student_float32"] if native else [])
+    trimmed, untrimmed = report["student"]["long_run"], report["student"]["long_run_without_trim"]
+    assert trimmed["malloc_trim_every"] > 0 and untrimmed["malloc_trim_every"] == 0
+    assert trimmed["notes"] == untrimmed["notes"] > 300 and trimmed["peak_rss_mb"] > 0
     for key in ("student", *variants):
         assert set(report[key]["maccrobat_test_strict_f1"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
         assert report[key]["words_per_second"] > 0
@@ -82,6 +85,21 @@ def test_auto_precision_follows_the_cpu_and_bad_values_are_refused(workflow_proj
     assert pipe.apply() == ("bf16" if cpu_has_bf16() else "float32")
     with pytest.raises(ValueError, match="precision must be one of"):
         nlp.add_pipe("clin_encoder_precision", name="p2", config={"precision": "fp8"})
+
+
+def test_heap_is_trimmed_every_n_notes_and_bad_values_are_refused(workflow_project):
+    nlp = spacy.load(workflow_project / "training/distilled/model-best")
+    pipe = nlp.add_pipe("clin_encoder_precision", first=True, config={"malloc_trim_every": 3})
+    assert pipe._trim is not None  # glibc here
+    calls = []
+    real_trim = pipe._trim
+    pipe._trim = lambda pad: calls.append(real_trim(pad))  # glibc's own call, counted
+    list(nlp.pipe(_gold_texts(workflow_project, 10), batch_size=1))
+    assert len(calls) == 3  # after notes 3, 6 and 9
+    off = spacy.load(workflow_project / "training/distilled/model-best")
+    assert off.add_pipe("clin_encoder_precision", config={"malloc_trim_every": 0})._trim is None
+    with pytest.raises(ValueError, match="malloc_trim_every must be >= 0"):
+        off.add_pipe("clin_encoder_precision", name="p2", config={"malloc_trim_every": -1})
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
