@@ -29,28 +29,27 @@ def benchmark_notes(unlabelled_dir: Path, n: int) -> list[Doc]:
     return hash_sample(docs, n)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (since start, or since `reset_peak_rss`)."""
+def _status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status (Linux) in MB, or None where there is none."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (since start, or since `reset_peak_rss`)."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
 
 
 def rss_mb() -> float:
     """This process's resident memory now (Linux; 0.0 where /proc is missing)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _status_mb("VmRSS") or 0.0
 
 
 def reset_peak_rss() -> bool:
