@@ -49,6 +49,7 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
     native = report["machine"]["native_bf16"]
     assert report["student"]["precision"] == ("bf16" if native else "float32")
     variants = ["student_int8"] + (["student_float32"] if native else [])
+    assert len(report["teachers"]["smollm2"]["seconds_per_note_by_pass"]) == 2
     trimmed, untrimmed = report["student"]["long_run"], report["student"]["long_run_without_trim"]
     assert trimmed["malloc_trim_every"] > 0 and untrimmed["malloc_trim_every"] == 0
     assert trimmed["notes"] == untrimmed["notes"] > 300 and trimmed["peak_rss_mb"] > 0
