@@ -39,7 +39,7 @@ from clin_distill.speed import (
 from clin_distill.student.int8 import quantize_encoder
 from clin_distill.student.precision import FACTORY as PRECISION
 from clin_distill.student.precision import cpu_has_bf16
-from clin_distill.teachers.run import load_teachers, words_per_second
+from clin_distill.teachers.labelling import load_teachers, words_per_second
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 

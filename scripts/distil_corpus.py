@@ -11,7 +11,7 @@ import spacy
 import typer
 from spacy.tokens import DocBin
 
-from clin_distill.combine.corpus import corpus_stats, distil_docs, is_dev
+from clin_distill.combine.distil import corpus_stats, distil_docs, is_dev
 from clin_distill.labels import LABELS
 from clin_distill.reports import write_report
 

@@ -16,7 +16,7 @@ from spacy import displacy
 from spacy.tokens import Doc, DocBin, Span
 
 from clin_distill.combine.strategies import combine
-from clin_distill.evaluate import bootstrap
+from clin_distill.scoring import bootstrap
 from clin_distill.labels import GOLD_LABELS, LABELS
 from clin_distill.reports import markdown_table, write_report
 from clin_distill.scoring import doc_counts

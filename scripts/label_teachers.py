@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from clin_distill.teachers.run import label_docbin, load_teachers
+from clin_distill.teachers.labelling import label_docbin, load_teachers
 
 
 def main(

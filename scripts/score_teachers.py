@@ -9,7 +9,7 @@ from spacy.tokens import DocBin
 from clin_distill.labels import GOLD_LABELS
 from clin_distill.reports import write_report
 from clin_distill.scoring import score
-from clin_distill.teachers.run import load_teachers, words_per_second
+from clin_distill.teachers.labelling import load_teachers, words_per_second
 
 
 def main(

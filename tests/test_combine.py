@@ -6,7 +6,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, Span
 
-from clin_distill.combine.corpus import distil_docs, is_dev
+from clin_distill.combine.distil import distil_docs, is_dev
 from clin_distill.combine.search import search, select, subsets
 from clin_distill.combine.strategies import STRATEGIES, combine, intersection, majority, union, weighted
 from clin_distill.scoring import score
