@@ -1,10 +1,13 @@
-# Two entry points (see README): `make all` runs the Weasel workflow, `make test` the checks.
-# Both create the virtual environment first when it is missing or out of date.
+# Entry points (see README): `make all` runs the Weasel workflow, `make test` the fast checks (CI),
+# `make test-full` the default workflow with the tests that judge the trained model, `make bench`
+# the speed and memory benchmark. Each creates the virtual environment first when it is missing
+# or out of date.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: all test setup
+.PHONY: all bench test test-full setup
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -18,8 +21,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 all: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/weasel run all
+	$(RUN) $(BIN)/weasel run all
 
+bench: setup
+	$(RUN) $(BIN)/weasel run bench
+
+# Fast tier: unit tests and the workflow on the small profile (short training).
 test: setup
 	$(BIN)/ruff check clin_distill scripts tests
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	$(RUN) CLIN_TEST_PROFILE=small $(BIN)/python -m pytest -m "not full"
+
+# Full tier: the default workflow as `make all` runs it, and every test.
+test-full: setup
+	$(BIN)/ruff check clin_distill scripts tests
+	$(RUN) CLIN_TEST_PROFILE=default $(BIN)/python -m pytest

@@ -1,94 +1,20 @@
-"""Step `combine`: score every teacher subset x strategy on gold dev; select the best per label.
-
-Writes reports/combinations.json (+ .md, + .png). Human labels are used only here, to choose.
-"""
+"""Step `combine`: every teacher subset x strategy scored on gold dev, the best per label selected
+(clin_distill.combine.report) -> reports/combinations.{json,md,png}."""
 
 from pathlib import Path
 
-import matplotlib
-import spacy
 import typer
-from spacy.tokens import DocBin
 
-from clin_distill.combine.search import search, select, teacher_weights
-from clin_distill.combine.strategies import STRATEGIES
-from clin_distill.labels import GOLD_LABELS, GOLD_SPANS_KEY, LABELS
-from clin_distill.reports import markdown_table, write_report
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from clin_distill.combine.report import run_search
 
 
 def main(labelled_dir: Path, report: Path, selection_set: str = "maccrobat_dev") -> None:
-    vocab = spacy.blank("en").vocab  # lexeme flags (is_space) need the English vocab
-    dev = {s: list(DocBin().from_disk(labelled_dir / f"{s}_dev.spacy").get_docs(vocab)) for s in GOLD_LABELS}
-    teachers = sorted(
-        set.intersection(*(set(d.spans) for docs in dev.values() for d in docs)) - {GOLD_SPANS_KEY}
-    )
-    if not teachers:
-        raise typer.BadParameter(f"no teacher span groups in {labelled_dir}/*_dev.spacy")
-    weights = teacher_weights(dev[selection_set.removesuffix("_dev")], teachers, LABELS)
-    results = search(dev, teachers, weights)
-    selected = select(results, selection_set, LABELS)
-    out = {
-        "teachers": teachers,
-        "strategies": list(STRATEGIES),
-        "selection_set": selection_set,
-        "weights": weights,
-        "results": results,
-        "selected": selected,
-    }
-    write_reports(out, report)
-    plot(out, report.with_suffix(".png"))
-    for label, s in selected.items():
+    try:
+        out = run_search(labelled_dir, report, selection_set)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    for label, s in out["selected"].items():
         typer.echo(f"{label}: {'+'.join(s['subset'])} / {s['strategy']} (strict F1 {s['strict_f']:.3f})")
-
-
-def write_reports(out: dict, report: Path) -> None:
-    sel = out["selection_set"]
-    intro = (
-        f"Written by `weasel run combine`: {len(out['results'])} results = (2^{len(out['teachers'])} - 1) "
-        f"subsets x {len(out['strategies'])} strategies, scored on the gold dev sets.\n"
-        f"Selection: highest strict F1 on `{sel}` per label, ties to fewer teachers.\n\n## Selected"
-    )
-    selected = [
-        [label, " + ".join(s["subset"]), s["strategy"], f"{s['strict_f']:.3f}"]
-        for label, s in out["selected"].items()
-    ]
-    results = [
-        [
-            " + ".join(r["subset"]),
-            r["strategy"],
-            *(f"{r['scores'][sel][label]['strict']['f']:.3f}" for label in LABELS),
-        ]
-        for r in out["results"]
-    ]
-    after = [
-        "",
-        f"## All results (strict F1 on {sel}; other dev sets in the JSON)",
-        "",
-        *markdown_table(["teachers", "strategy", *LABELS], results),
-    ]
-    header = ["label", "teachers", "strategy", "strict F1"]
-    write_report(report, out, "Teacher combinations", intro, header, selected, after=after)
-
-
-def plot(out: dict, path: Path) -> None:
-    """Best strategy's strict F1 per subset and label on the selection set."""
-    sel = out["selection_set"]
-    names = ["+".join(s) for s in dict.fromkeys(tuple(r["subset"]) for r in out["results"])]
-    fig, axes = plt.subplots(1, len(LABELS), figsize=(4 * len(LABELS), 1 + 0.35 * len(names)), sharey=True)
-    for ax, label in zip(axes, LABELS, strict=True):
-        best = {n: 0.0 for n in names}
-        for r in out["results"]:
-            n = "+".join(r["subset"])
-            best[n] = max(best[n], r["scores"][sel][label]["strict"]["f"])
-        ax.barh(names, [best[n] for n in names], color="#4c72b0")
-        ax.set_title(label)
-        ax.set_xlim(0, 1)
-        ax.set_xlabel(f"strict F1 ({sel}, best strategy)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

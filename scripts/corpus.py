@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from clin_distill.corpora.build import build_corpora, write_stats
+from clin_distill.errors import CorpusFormatError
 
 
 def main(
@@ -18,7 +19,11 @@ def main(
     maccrobat_test: int = typer.Option(50),
 ) -> None:
     sizes = {"train": maccrobat_train, "dev": maccrobat_dev, "test": maccrobat_test}
-    stats, split = build_corpora(assets, out_dir, sizes)
+    try:
+        stats, split = build_corpora(assets, out_dir, sizes)
+    except CorpusFormatError as err:  # file:line: what is wrong (never the text), without a traceback
+        typer.echo(f"corpus: {err}", err=True)
+        raise typer.Exit(1) from None
     write_stats(stats, stats_json)
     split_json.parent.mkdir(parents=True, exist_ok=True)
     split_json.write_text(json.dumps(split, indent=1) + "\n")

@@ -1,30 +1,12 @@
-"""Step `evaluate`: students and the selected teacher combination on the gold test sets.
+"""Step `evaluate`: both students and the selected teacher combination on the gold test sets
+(clin_distill.evaluation) -> reports/evaluation.{json,md,png,html}."""
 
-Writes reports/evaluation.json (strict and lenient P/R/F1 per label with bootstrap 95% intervals),
-reports/evaluation.md, reports/evaluation.png and reports/evaluation.html (plot + displaCy views
-of a few MACCROBAT test notes: gold, teachers, students).
-"""
-
-import base64
-import json
 from pathlib import Path
 
-import matplotlib
-import spacy
 import typer
-from spacy import displacy
-from spacy.tokens import Doc, DocBin, Span
 
-from clin_distill.combine.strategies import combine
-from clin_distill.scoring import bootstrap
-from clin_distill.labels import GOLD_LABELS, LABELS
-from clin_distill.reports import markdown_table, write_report
-from clin_distill.scoring import doc_counts
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-COLORS = {"MEDICATION": "#8fd19e", "DISEASE": "#f4a582", "SYMPTOM": "#92c5de"}
+from clin_distill.evaluation import evaluate
+from clin_distill.labels import LABELS
 
 
 def main(
@@ -35,112 +17,13 @@ def main(
     models: list[str] = typer.Option(..., "--model", help="name=path of a trained pipeline"),
     n_boot: int = typer.Option(1000),
     show_docs: int = typer.Option(3),
+    limit: int = typer.Option(0, help="First N documents of each test set (0: all)"),
 ) -> None:
-    vocab = spacy.blank("en").vocab
-    combo = json.loads(combinations.read_text())
-    choice = {label: (s["subset"], s["strategy"]) for label, s in combo["selected"].items()}
-    gold = {s: list(DocBin().from_disk(gold_dir / f"{s}_test.spacy").get_docs(vocab)) for s in GOLD_LABELS}
-    predictions: dict[str, dict[str, list[list[Span]]]] = {"teachers": {}}
-    for s in GOLD_LABELS:
-        labelled = DocBin().from_disk(labelled_dir / f"{s}_test.spacy").get_docs(vocab)
-        predictions["teachers"][s] = [combine(d, choice, combo["weights"]) for d in labelled]
-    for spec in models:
-        name, path = spec.split("=", 1)
-        nlp = spacy.load(path)
-        predictions[name] = {
-            s: [list(d.ents) for d in nlp.pipe(d.text for d in docs)] for s, docs in gold.items()
-        }
-    results = {}
-    for name, by_set in predictions.items():
-        results[name] = {}
-        for s, preds in by_set.items():
-            per_doc = [doc_counts(p, g.ents, GOLD_LABELS[s]) for p, g in zip(preds, gold[s], strict=True)]
-            results[name][f"{s}_test"] = bootstrap(per_doc, GOLD_LABELS[s], n=n_boot)
-    write_reports(results, report)
-    png = report.with_suffix(".png")
-    plot(results, png)
-    write_html(
-        results,
-        png,
-        gold["maccrobat"][:show_docs],
-        {k: v["maccrobat"][:show_docs] for k, v in predictions.items()},
-        report.with_suffix(".html"),
-    )
+    named = {name: Path(path) for name, path in (spec.split("=", 1) for spec in models)}
+    results = evaluate(gold_dir, labelled_dir, combinations, report, named, n_boot, show_docs, limit)
     for name, by_set in results.items():
         f1 = {label: by_set["maccrobat_test"][label]["strict"]["f"] for label in LABELS}
         typer.echo(f"{name}: MACCROBAT test strict F1 {f1}")
-
-
-def fmt(s: dict) -> str:
-    return f"{s['p']:.2f}/{s['r']:.2f}/**{s['f']:.3f}** [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]"
-
-
-def write_reports(results: dict, report: Path) -> None:
-    rows = [
-        [name, s, label, fmt(sc["strict"]), fmt(sc["lenient"])]
-        for name, by_set in results.items()
-        for s, labels in by_set.items()
-        for label, sc in labels.items()
-    ]
-    gaps: list[str] = []
-    if {"distilled", "human", "teachers"} <= set(results):
-        m = {k: v["maccrobat_test"] for k, v in results.items()}
-        f1 = {k: {label: m[k][label]["strict"]["f"] for label in LABELS} for k in m}
-        gap_rows = [
-            [
-                label,
-                f"{f1['distilled'][label] - f1['teachers'][label]:+.3f}",
-                f"{f1['human'][label] - f1['distilled'][label]:+.3f}",
-            ]
-            for label in LABELS
-        ]
-        header = ["label", "distilled - teachers", "human - distilled"]
-        gaps = ["", "## MACCROBAT test, strict F1 gaps", "", *markdown_table(header, gap_rows)]
-    intro = (
-        "Written by `weasel run evaluate`. P/R/F1 with bootstrap 95% interval of F1 (documents resampled).\n"
-        "`teachers` is the selected teacher combination applied directly."
-    )
-    header = ["model", "test set", "label", "strict P/R/F1 [95% CI]", "lenient P/R/F1 [95% CI]"]
-    write_report(report, results, "Evaluation on the gold test sets", intro, header, rows, after=gaps)
-
-
-def plot(results: dict, path: Path) -> None:
-    names = list(results)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        scores = [results[name]["maccrobat_test"][label]["strict"] for label in LABELS]
-        f1 = [s["f"] for s in scores]
-        err = [[s["f"] - s["ci95"][0] for s in scores], [s["ci95"][1] - s["f"] for s in scores]]
-        ax.bar([x + i * width for x in range(len(LABELS))], f1, width, yerr=err, label=name, capsize=3)
-    ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(LABELS))], LABELS)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("strict F1, MACCROBAT test (95% CI)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
-def write_html(results: dict, png: Path, gold_docs: list[Doc], preds: dict, path: Path) -> None:
-    def render(doc: Doc, spans: list[Span], title: str) -> str:
-        copy = Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-        copy.ents = [Span(copy, s.start, s.end, s.label_) for s in spans]
-        copy.user_data["title"] = title
-        return displacy.render(copy, style="ent", page=False, options={"colors": COLORS})
-
-    parts = [
-        "<html><head><meta charset='utf-8'><title>en_clin_distilled evaluation</title></head><body>",
-        "<h1>Evaluation</h1>",
-        f"<img src='data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}'>",
-        "<p>Full tables: evaluation.md / evaluation.json.</p>",
-    ]
-    for i, doc in enumerate(gold_docs):
-        parts.append(f"<h2>MACCROBAT test document {doc.user_data.get('doc_id', i)}</h2>")
-        parts.append(render(doc, list(doc.ents), "gold"))
-        for name, docs in preds.items():
-            parts.append(render(doc, docs[i], name))
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts))
 
 
 if __name__ == "__main__":

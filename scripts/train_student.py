@@ -6,6 +6,7 @@ import typer
 from spacy.cli.train import train
 
 from clin_distill.student.backbone import check_encoder_layers, resolve_transformer
+from clin_distill.student.windows import ARCHITECTURE  # noqa: F401  (registers the encoder for spacy train)
 
 
 def main(

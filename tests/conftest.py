@@ -1,4 +1,11 @@
-"""Shared fixtures: the real data, from the local shared copy or the project's assets/."""
+"""Shared fixtures: the real data, from the local shared copy or the project's assets/, and the
+project's own workflow run once per test session on a copy of the project.
+
+Two profiles (CLIN_TEST_PROFILE): `small` (the default, and `make test`: short training, a few LLM
+notes, a small benchmark sample; every step still runs on the real data) and `default` (`make
+test-full`: `weasel run all` and `weasel run bench` exactly as users run them, plus the tests marked
+`full`, which judge the trained default model).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import spacy
+
+import clin_distill.student.windows  # noqa: F401  (the trained students' encoder, for spacy.load)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,39 +43,41 @@ def nlp():
     return spacy.blank("en")
 
 
-PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill")
+PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill", "README.md")
+
+PROFILE = os.environ.get("CLIN_TEST_PROFILE", "small")
+SMALL_PROFILE = PROFILE == "small"
+# Enough steps that both students find entities (the packaged-model tests need some), few enough
+# for CI; 2 LLM dev notes and 1 sample note; a benchmark over 20 notes, 60 in its long run.
+SMALL = {
+    "max_steps": 150,
+    "eval_frequency": 50,
+    "llm_dev_docs": 2,
+    "llm_sample": 1,
+    "bench_notes": 20,
+    "bench_long_notes": 60,
+    "bench_llm_notes": 1,
+}
+VARS = SMALL if SMALL_PROFILE else {}
 
 
-# CLIN_TEST_PROFILE=small trains each student for a few steps only: the workflow is checked end
-# to end in minutes, and the tests that judge the trained model's predictions are skipped.
-# The default profile (CI) runs `weasel run all` exactly as users do.
-SMALL_PROFILE = os.environ.get("CLIN_TEST_PROFILE", "default") == "small"
-SMALL_VARS = ["--vars.max_steps=20", "--vars.eval_frequency=10"]
-
-
-def weasel_run_all(project: Path, data_dir: Path) -> subprocess.CompletedProcess:
+def weasel_run(project: Path, workflow: str, data_dir: Path) -> subprocess.CompletedProcess:
     weasel = Path(sys.executable).parent / "weasel"
-    cmd = [
-        str(weasel),
-        "run",
-        "all",
-        ".",
-        f"--vars.shared_data={data_dir}",
-        *(SMALL_VARS if SMALL_PROFILE else []),
-    ]
-    # CI's own 90-minute cap bounds the run: `weasel run all` took 65 minutes on a 2-core Zen 3
-    # without native bf16 (27 on an AVX512-BF16 one), past the 60 minutes once allowed here.
+    cmd = [str(weasel), "run", workflow, ".", f"--vars.shared_data={data_dir}"]
+    cmd += [f"--vars.{k}={v}" for k, v in VARS.items()]
+    # CI's own 90-minute cap bounds the run (the default `all` took 65 minutes on a 2-core Zen 3).
     return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=5400)
 
 
 @pytest.fixture(scope="session")
 def workflow_project(data_dir, tmp_path_factory) -> Path:
-    """A copy of the project after `weasel run all`, run once per test session."""
+    """A copy of the project after `weasel run all` and `weasel run bench`, once per session."""
     project = tmp_path_factory.mktemp("workflow") / "project"
     project.mkdir()
     for name in PROJECT_FILES:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, project / name)
-    result = weasel_run_all(project, data_dir)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for workflow in ("all", "bench"):
+        result = weasel_run(project, workflow, data_dir)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project

@@ -106,7 +106,16 @@ def test_distil_docs_drops_gold_and_writes_ents(doc):
     out = next(distil_docs([doc], selected, {}))
     assert "gold" not in out.spans
     assert keys(out.ents) == [(0, 3, "SYMPTOM")]
-    assert is_dev("aci_bench:1", 10) == is_dev("aci_bench:1", 10)
+
+
+def test_dev_hold_out_is_the_asked_share_and_keyed_by_hash_of_the_id():
+    ids = [f"aci_bench:{i}" for i in range(2000)]
+    held = [i for i in ids if is_dev(i, 5)]
+    assert 80 <= len(held) <= 120  # 5% of 2,000, within hashing noise
+    # the hash decides, not the position: sha256("clin-distill-dev:aci_bench:1") % 100 == 0
+    assert held[:3] == ["aci_bench:1", "aci_bench:32", "aci_bench:56"]
+    assert not any(is_dev(i, 0) for i in ids) and all(is_dev(i, 100) for i in ids)
+    assert set(held) <= {i for i in ids if is_dev(i, 10)}  # a larger share keeps the smaller one
 
 
 def test_score_agrees_with_spacy_scorer(workflow_project):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from spacy.tokens import DocBin
 
 from clin_distill.corpora.brat import brat_doc_ids, read_brat_dir
-from clin_distill.corpora.notes import NOTE_SOURCES, read_notes
+from clin_distill.corpora.notes import NOTE_SOURCES, read_csv_column, read_notes
 from clin_distill.corpora.pubtator import BC5CDR_LABELS, NCBI_LABELS, read_pubtator
 from clin_distill.corpora.stats import CorpusStats
 from clin_distill.labels import GOLD_SPANS_KEY
@@ -117,3 +120,14 @@ def test_unlabelled_notes(nlp, data_dir):
     assert counts["aci_bench"][0] + sum(counts["aci_bench"][1].values()) == 207
     assert counts["mts_dialog"][0] + sum(counts["mts_dialog"][1].values()) == 1701
     assert counts["mtsamples"][0] + sum(counts["mtsamples"][1].values()) == 520
+
+
+def test_strict_csv_reads_the_real_exports_as_a_lenient_reader_does(data_dir):
+    # Strict quoting, field counts and id checks (notes.py) must not change what the real files give.
+    for source in NOTE_SOURCES:
+        for rel in source.files:
+            path = data_dir / rel
+            lenient = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))
+            assert all(None not in row and None not in row.values() for row in lenient)  # field counts right
+            strict = list(read_csv_column(path, source.text_column, source.id_column))
+            assert [text for _, _, text in strict] == [row[source.text_column] for row in lenient]

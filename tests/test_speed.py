@@ -2,19 +2,25 @@
 windows, same wordpieces, same padded batches (checked by recording the encoder's inputs); the
 opt-in int8 encoder must keep the student's entities and never be written to disk; the bf16
 encoder that `clin_encoder_precision` picks on CPUs with native bf16 must give the float student's
-entities with float32 outputs."""
+entities with float32 outputs; `clin_memory` caps oneDNN's cache and trims the heap only when its
+settings say so, and the packaged model sets them as the committed benchmark measured them."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import spacy
 import torch
 from spacy.tokens import DocBin
 
-from clin_distill.speed import encoder_batches
+from clin_distill.bench.speed import encoder_batches
+from clin_distill.packaging import INFERENCE_PIPES, inference_pipeline
 from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
+from clin_distill.student.memory import ONEDNN_CACHE_ENV
 from clin_distill.student.precision import cpu_has_bf16
 
 
@@ -88,29 +94,75 @@ def test_auto_precision_follows_the_cpu_and_bad_values_are_refused(workflow_proj
         nlp.add_pipe("clin_encoder_precision", name="p2", config={"precision": "fp8"})
 
 
-def _glibc_trims(workflow_project, config: dict) -> int:
-    """How many times glibc's own malloc_trim ran while the student labelled 10 gold notes."""
-    nlp = spacy.load(workflow_project / "training/distilled/model-best")
-    pipe = nlp.add_pipe("clin_encoder_precision", first=True, config=config)
+TEXTS = ["Patient on metformin.", "Denies chest pain.", "History of asthma."] * 4
+
+
+def _glibc_trims(config: dict) -> int:
+    """How many times glibc's own malloc_trim ran while a pipeline labelled 10 notes."""
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("clin_memory", config=config)
     assert pipe._trim is not None  # glibc here
     calls = []
     real_trim = pipe._trim
     pipe._trim = lambda pad: calls.append(real_trim(pad))  # glibc's own call, counted
-    list(nlp.pipe(_gold_texts(workflow_project, 10), batch_size=1))
+    list(nlp.pipe(TEXTS[:10], batch_size=1))
     return len(calls)
 
 
-def test_heap_is_trimmed_when_it_grew_and_bad_values_are_refused(workflow_project):
+def test_heap_is_trimmed_when_it_grew_and_bad_values_are_refused():
     # margin 0: at every check, after notes 3, 6 and 9
-    assert _glibc_trims(workflow_project, {"malloc_trim_every": 3, "malloc_trim_margin_mb": 0}) == 3
+    assert _glibc_trims({"malloc_trim_every": 3, "malloc_trim_margin_mb": 0}) == 3
     # a margin no 10 notes can grow by: only the first check trims (it sets the baseline)
-    assert _glibc_trims(workflow_project, {"malloc_trim_every": 3, "malloc_trim_margin_mb": 100_000}) == 1
-    off = spacy.load(workflow_project / "training/distilled/model-best")
-    assert off.add_pipe("clin_encoder_precision", config={"malloc_trim_every": 0})._trim is None
-    with pytest.raises(ValueError, match="malloc_trim_every must be >= 0"):
-        off.add_pipe("clin_encoder_precision", name="p2", config={"malloc_trim_every": -1})
-    with pytest.raises(ValueError, match="malloc_trim_margin_mb must be >= 0"):
-        off.add_pipe("clin_encoder_precision", name="p3", config={"malloc_trim_margin_mb": -1})
+    assert _glibc_trims({"malloc_trim_every": 3, "malloc_trim_margin_mb": 100_000}) == 1
+    off = spacy.blank("en")
+    for name, bad, message in (
+        ("p1", {"malloc_trim_every": -1}, "malloc_trim_every must be >= 0"),
+        ("p2", {"malloc_trim_margin_mb": -1}, "malloc_trim_margin_mb must be >= 0"),
+        ("p3", {"onednn_cache": -1}, "onednn_cache must be >= 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            off.add_pipe("clin_memory", name=name, config=bad)
+
+
+def test_memory_settings_apply_only_when_configured(monkeypatch):
+    monkeypatch.delenv(ONEDNN_CACHE_ENV, raising=False)
+    before = dict(os.environ)
+    nlp = spacy.blank("en")
+    default = nlp.add_pipe("clin_memory")  # the factory's defaults: both off
+    off = nlp.add_pipe("clin_memory", name="off", config={"onednn_cache": None, "malloc_trim_every": 0})
+    assert default._trim is None and off._trim is None
+    list(nlp.pipe(TEXTS))
+    assert dict(os.environ) == before
+    nlp.add_pipe("clin_memory", name="capped", config={"onednn_cache": 64})
+    assert os.environ[ONEDNN_CACHE_ENV] == "64"
+    monkeypatch.setenv(ONEDNN_CACHE_ENV, "8")  # the user's own setting wins
+    nlp.add_pipe("clin_memory", name="capped_again", config={"onednn_cache": 64})
+    assert os.environ[ONEDNN_CACHE_ENV] == "8"
+    # importing the components (as the packaged model's __init__ does) changes nothing either
+    env = {k: v for k, v in os.environ.items() if k != ONEDNN_CACHE_ENV}
+    code = (
+        "import os; before = dict(os.environ);"
+        "import clin_distill.student.memory, clin_distill.student.precision;"
+        "assert dict(os.environ) == before"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+def test_packaged_pipeline_spells_out_todays_inference_settings(tmp_path, monkeypatch):
+    """The settings the committed benchmark measured, written into the packaged config.cfg."""
+    monkeypatch.delenv(ONEDNN_CACHE_ENV, raising=False)  # restored afterwards
+    assert INFERENCE_PIPES == [
+        ("clin_encoder_precision", {"precision": "auto", "pipe": "transformer"}),
+        ("clin_memory", {"onednn_cache": 64, "malloc_trim_every": 10, "malloc_trim_margin_mb": 64}),
+    ]
+    trained = spacy.blank("en")
+    trained.add_pipe("sentencizer")
+    trained.to_disk(tmp_path / "trained")
+    inference_pipeline(tmp_path / "trained").to_disk(tmp_path / "packaged")
+    config = spacy.util.load_config(tmp_path / "packaged" / "config.cfg")
+    assert config["nlp"]["pipeline"] == ["clin_encoder_precision", "clin_memory", "sentencizer"]
+    for factory, settings in INFERENCE_PIPES:
+        assert config["components"][factory] == {"factory": factory, **settings}
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):

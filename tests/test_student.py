@@ -13,7 +13,7 @@ import torch
 from spacy.tokens import DocBin
 
 from clin_distill.student.backbone import resolve_transformer
-from conftest import ROOT, SMALL_PROFILE
+from conftest import ROOT
 
 
 def test_offline_backbone_resolves_to_the_packaged_weights():
@@ -87,65 +87,68 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
 
 
 @pytest.fixture(scope="session")
-def installed_package(workflow_project):
+def user_venv(workflow_project, tmp_path_factory) -> Path:
+    """A throwaway virtual environment with only the built wheel in it (plus the CPU torch that a
+    user picks first), installed as a user would: its declared requirements resolved by pip."""
     wheels = sorted((workflow_project / "packages").glob("en_clin_distilled-*/dist/*.whl"))
     assert wheels, "no wheel built by `weasel run package`"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--force-reinstall",
-        str(wheels[-1]),
-    ]
-    subprocess.run(cmd, check=True, timeout=600)
-    return wheels[-1]
+    venv = tmp_path_factory.mktemp("user") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    cmd = [str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheels[-1])]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return python
 
 
-def run_python(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+def run_python(python: Path, code: str) -> str:
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
 
-def test_packaged_model_loads_and_finds_entities(installed_package, workflow_project):
+def test_packaged_model_installs_alone_loads_and_finds_entities(user_venv, workflow_project):
     meta = json.loads(
-        run_python("import spacy, json; print(json.dumps(spacy.load('en_clin_distilled').meta))")
+        run_python(user_venv, "import spacy, json; print(json.dumps(spacy.load('en_clin_distilled').meta))")
     )
     assert set(meta["labels"]["ner"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
     assert meta["teacher_combination"] and meta["evaluation"]["distilled"]["maccrobat_test"]
     assert any("MACCROBAT" in s["name"] and s["license"] == "CC BY 4.0" for s in meta["sources"])
     out = run_python(
+        user_venv,
         "import spacy; nlp = spacy.load('en_clin_distilled');"
         "doc = nlp('Patient on metformin for type 2 diabetes, complains of headache and chest pain.');"
-        "print([(e.text, e.label_) for e in doc.ents])"
+        "print([(e.text, e.label_) for e in doc.ents])",
     )
     assert out.strip() != "[]"
-    # the precision component comes from the wheel's own copy of its code, not from the project
+    # the inference components come from the wheel's own copy of their code: no project installed
     out = run_python(
-        "import spacy; nlp = spacy.load('en_clin_distilled');"
-        "print(nlp.pipe_names[0], type(nlp.get_pipe(nlp.pipe_names[0])).__module__)"
+        user_venv,
+        "import importlib.util, spacy; nlp = spacy.load('en_clin_distilled');"
+        "print(importlib.util.find_spec('clin_distill'), nlp.pipe_names[0],"
+        " type(nlp.get_pipe(nlp.pipe_names[0])).__module__)",
     )
-    assert out.split() == ["clin_encoder_precision", "en_clin_distilled.precision"]
+    assert out.split() == ["None", "clin_encoder_precision", "en_clin_distilled.precision"]
     test_set = workflow_project / "corpus" / "gold" / "maccrobat_test.spacy"
-    cmd = [sys.executable, "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
+    cmd = [str(user_venv), "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "NER P" in result.stdout and "MEDICATION" in result.stdout
 
 
-@pytest.mark.skipif(SMALL_PROFILE, reason="judges a trained model; the small profile trains a few steps")
-def test_medspacy_context_on_the_packaged_model(installed_package):
+@pytest.mark.full
+def test_medspacy_context_on_the_packaged_model(user_venv):
+    cmd = [str(user_venv), "-m", "pip", "install", "--quiet", "medspacy==1.3.1"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=1200)
     out = run_python(
+        user_venv,
         "import spacy, medspacy, json\n"
         "nlp = spacy.load('en_clin_distilled')\n"
         "nlp.add_pipe('medspacy_pysbd')\n"
         "nlp.add_pipe('medspacy_sectionizer')\n"
         "nlp.add_pipe('medspacy_context')\n"
         "doc = nlp('She denies chest pain. History of asthma.')\n"
-        "print(json.dumps([[e.text, e.label_, e._.is_negated, e._.is_historical] for e in doc.ents]))\n"
+        "print(json.dumps([[e.text, e.label_, e._.is_negated, e._.is_historical] for e in doc.ents]))\n",
     )
     ents = {
         text.lower(): (label, negated, historical) for text, label, negated, historical in json.loads(out)

@@ -1,15 +1,21 @@
-"""Apply the selected teacher combination to teacher-labelled documents: the student's corpus."""
+"""Step `distil-corpus`: the selected teacher combination applied to teacher-labelled documents,
+the student's training corpus (corpus/distilled/{train,dev}.spacy; dev: a fixed share of documents
+held out by hash of their id, teacher labels only) and reports/distilled_corpus.{json,md}."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-from spacy.tokens import Doc
+import spacy
+from spacy.tokens import Doc, DocBin
 
 from ..corpora.stats import CorpusStats
-from ..labels import GOLD_SPANS_KEY
+from ..labels import GOLD_SPANS_KEY, LABELS
+from ..reports import write_report
 from .strategies import combine
 
 
@@ -38,3 +44,49 @@ def corpus_stats(docs: Sequence[Doc]) -> dict[str, Any]:
     for doc in docs:
         stats.add_doc(doc)
     return {k: v for k, v in stats.to_dict().items() if k in ("docs", "words", "entities")}
+
+
+def write_distilled_corpus(
+    labelled_dir: Path,
+    combinations: Path,
+    out_dir: Path,
+    report: Path,
+    sources: Sequence[str],
+    dev_percent: int,
+) -> dict[str, Any]:
+    """Merge each source's teacher labels with the selected combination, split train/dev by hash
+    of `<source>:<doc_id>`, write both DocBins and the report; returns the report's data."""
+    combo = json.loads(combinations.read_text())
+    vocab = spacy.blank("en").vocab  # lexeme flags (is_space) need the English vocab
+    split: dict[str, list] = {"train": [], "dev": []}
+    per_source = {}
+    for name in sources:
+        docs = DocBin().from_disk(labelled_dir / f"{name}.spacy").get_docs(vocab)
+        merged = list(distil_docs(docs, combo["selected"], combo["weights"]))
+        for doc in merged:
+            doc.user_data.setdefault("source", name)
+            split["dev" if is_dev(f"{name}:{doc.user_data['doc_id']}", dev_percent) else "train"].append(doc)
+        per_source[name] = corpus_stats(merged)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, docs in split.items():
+        DocBin(docs=docs, store_user_data=True).to_disk(out_dir / f"{name}.spacy")
+    stats = {
+        "selected": combo["selected"],
+        "sources": per_source,
+        **{k: corpus_stats(v) for k, v in split.items()},
+    }
+    parts = [
+        *((f"source {k}", v) for k, v in per_source.items()),
+        ("**train**", stats["train"]),
+        ("**dev**", stats["dev"]),
+    ]
+    rows = [
+        [part, f"{s['docs']:,}", f"{s['words']:,}", *(f"{s['entities'][label]:,}" for label in LABELS)]
+        for part, s in parts
+    ]
+    intro = (
+        "Written by `weasel run distil-corpus`: teacher labels merged with the combination selected in\n"
+        "`reports/combinations.md`; no human label is used."
+    )
+    write_report(report, stats, "Distilled training corpus", intro, ["part", "docs", "words", *LABELS], rows)
+    return stats

@@ -4,6 +4,13 @@ Discontinuous mentions (`T1<TAB>Type 10 20;30 40<TAB>...`) become one span cover
 fragment's start to the last fragment's end, so coordinated mentions such as "Hepatitis B and C"
 stay one entity; each is counted as "discontinuous_joined". Everything else follows
 `align.set_gold_spans`.
+
+Every fragment must be `start end` in ASCII digits with 0 <= start <= end <= len(text), each
+starting at or after the end of the one before (BRAT writes them in text order); a text-bound
+annotation id (`T12`) may appear once per file. Otherwise the reader fails naming the `.ann`
+file and line, never an IndexError from spaCy nor a span silently read from the end of the text
+(Python reads `text[-10:-1]` happily). The `.txt` is checked as in `checks` (control characters,
+`nlp.max_length`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from spacy.tokens import Doc
 from ..errors import CorpusFormatError, read_utf8
 from ..labels import DISEASE, MEDICATION, SYMPTOM
 from .align import Mention, set_gold_spans
+from .checks import INTEGER, check_controls, make_doc
 from .stats import CorpusStats
 
 MACCROBAT_LABELS: dict[str, str] = {
@@ -24,6 +32,31 @@ MACCROBAT_LABELS: dict[str, str] = {
     "Disease_disorder": DISEASE,
     "Sign_symptom": SYMPTOM,
 }
+
+
+def _fragments(path: Path, offsets: str, text_length: int, lineno: int) -> list[tuple[int, int]]:
+    """The `start end;start end` fragments of one annotation, validated (see the module docstring)."""
+    fragments: list[tuple[int, int]] = []
+    for frag in offsets.split(";"):
+        parts = frag.split(" ")
+        if not all(INTEGER.fullmatch(x) for x in parts):
+            raise CorpusFormatError(path, "offsets are not integers", lineno)
+        if len(parts) != 2 or int(parts[0]) > int(parts[1]):
+            raise CorpusFormatError(path, "each offset fragment needs 'start end', start <= end", lineno)
+        start, end = int(parts[0]), int(parts[1])
+        if start < 0:
+            raise CorpusFormatError(path, f"negative offset {start}", lineno)
+        if end > text_length:
+            raise CorpusFormatError(path, f"offset {end} is past the end of the text", lineno)
+        if fragments and start < fragments[-1][1]:
+            raise CorpusFormatError(
+                path,
+                f"fragment {len(fragments) + 1} starts at {start}, before the previous one ends at"
+                f" {fragments[-1][1]}: fragments must be in ascending order, without overlap",
+                lineno,
+            )
+        fragments.append((start, end))
+    return fragments
 
 
 def parse_ann(path: Path, text: str, label_map: dict[str, str], stats: CorpusStats) -> list[Mention]:
@@ -36,6 +69,7 @@ def parse_ann(path: Path, text: str, label_map: dict[str, str], stats: CorpusSta
     their own and are not read.
     """
     mentions = []
+    first_line: dict[str, int] = {}
     # Split on "\n" only: str.splitlines() would also break on characters such as U+2028 or
     # U+0085 inside mention text and shift every line number after them.
     for lineno, line in enumerate(read_utf8(path).split("\n"), start=1):
@@ -48,14 +82,12 @@ def parse_ann(path: Path, text: str, label_map: dict[str, str], stats: CorpusSta
         if len(type_and_offsets) != 2:
             raise CorpusFormatError(path, "missing entity type or offsets", lineno)
         source_type, offsets = type_and_offsets
-        try:
-            fragments = [tuple(int(x) for x in frag.split(" ")) for frag in offsets.split(";")]
-        except ValueError:
-            raise CorpusFormatError(path, "offsets are not integers", lineno) from None
-        if any(len(f) != 2 or f[0] > f[1] for f in fragments):
-            raise CorpusFormatError(path, "each offset fragment needs 'start end', start <= end", lineno)
-        if fragments[-1][1] > len(text):
-            raise CorpusFormatError(path, f"offset {fragments[-1][1]} is past the end of the text", lineno)
+        ann_id = fields[0]
+        if ann_id in first_line:
+            message = f"annotation id {ann_id} already on line {first_line[ann_id]}"
+            raise CorpusFormatError(path, message, lineno)
+        first_line[ann_id] = lineno
+        fragments = _fragments(path, offsets, len(text), lineno)
         # MACCROBAT 25661749.ann carries a trailing tab and blank in one text column: compare stripped.
         if " ".join(text[a:b] for a, b in fragments).strip() != fields[2].strip():
             raise CorpusFormatError(
@@ -85,12 +117,13 @@ def read_brat_dir(
         if not ann_path.exists():
             raise CorpusFormatError(ann_path, "annotation file missing for this document")
         text = read_utf8(txt_path)
+        check_controls(text, txt_path, 1, doc_id)
         mentions = parse_ann(ann_path, text, label_map, stats)
         if not text.strip():
             stats.skipped["empty_document"] += 1
             stats.skipped["mention_in_empty_document"] += len(mentions)
             continue
-        doc = nlp.make_doc(text)
+        doc = make_doc(nlp, text, txt_path, 1, doc_id)
         doc.user_data["doc_id"] = doc_id
         set_gold_spans(doc, mentions, stats)
         stats.add_doc(doc)

@@ -4,8 +4,11 @@ Document text is `title + " " + abstract`, the convention the offsets in both co
 Mention lines have 6 columns (pmid, start, end, text, type, id) or 7 for composite mentions
 (the last column lists the parts; the mention stays one span). 4-column lines are relations
 (BC5CDR `CID`) and are not entities. Identifiers "-1" (no concept) become an empty `kb_id`.
-A PMID seen twice in one file (NCBI train has 8528200 twice) is kept once; the repeat is
-skipped and counted as "duplicate_pmid".
+A PMID seen twice in one file (NCBI train has 8528200 twice) is kept once when the repeat is
+exact (same title, abstract and mention lines): the repeat is skipped and counted as
+"duplicate_pmid"; a repeat with other content fails naming both lines. Offsets are ASCII
+integers with 0 <= start < end <= len(text). Title and abstract are checked as in `checks`
+(control characters, `nlp.max_length`), with the file and line named.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from spacy.tokens import Doc
 from ..errors import CorpusFormatError, read_utf8
 from ..labels import DISEASE, MEDICATION
 from .align import Mention, set_gold_spans
+from .checks import INTEGER, check_controls, make_doc
 from .stats import CorpusStats
 
 # BC5CDR "Chemical" covers drugs but also other chemicals (e.g. toxins, metabolites): mapping
@@ -41,6 +45,10 @@ class _Record:
     abstract: str | None = None
     mentions: list[tuple[int, list[str]]] = field(default_factory=list)
 
+    def content(self) -> tuple[str | None, str | None, tuple[tuple[str, ...], ...]]:
+        """What an exact repeat of this document must share with it."""
+        return self.title, self.abstract, tuple(tuple(fields) for _, fields in self.mentions)
+
 
 def _records(path: Path) -> Iterator[_Record]:
     """Group a PubTator file's lines into documents, failing on any malformed line."""
@@ -58,12 +66,14 @@ def _records(path: Path) -> Iterator[_Record]:
                 raise CorpusFormatError(path, "expected 'PMID|t|title' or 'PMID|a|abstract'", lineno)
             pmid, kind, text = parts
             if kind == "t":
+                check_controls(text, path, lineno, pmid)
                 if record is not None:
                     yield record
                 record = _Record(pmid, lineno, title=text)
             elif record is None or record.pmid != pmid or record.abstract is not None:
                 raise CorpusFormatError(path, "abstract line without its title line", lineno)
             else:
+                check_controls(text, path, lineno, pmid, doc_offset=len(record.title or "") + 1)
                 record.abstract = text
             continue
         fields = line.split("\t")
@@ -82,16 +92,15 @@ def _records(path: Path) -> Iterator[_Record]:
 
 def read_pubtator(nlp: Language, path: Path, label_map: dict[str, str], stats: CorpusStats) -> Iterator[Doc]:
     """Yield one Doc per PubTator document with gold spans, `kb_id` = concept id."""
-    seen: set[str] = set()
+    seen: dict[str, _Record] = {}
     for rec in _records(path):
         text = f"{rec.title or ''} {rec.abstract or ''}"
         mentions = []
         for lineno, fields in rec.mentions:
             _, start, end, surface, source_type, concept = fields[:6]
-            try:
-                start_i, end_i = int(start), int(end)
-            except ValueError:
-                raise CorpusFormatError(path, "offsets are not integers", lineno) from None
+            if not (INTEGER.fullmatch(start) and INTEGER.fullmatch(end)):
+                raise CorpusFormatError(path, "offsets are not integers", lineno)
+            start_i, end_i = int(start), int(end)
             if not 0 <= start_i < end_i <= len(text):
                 raise CorpusFormatError(path, f"offsets {start_i}-{end_i} outside the document", lineno)
             # NCBI train line 3249 carries trailing blanks in its text column; offsets are right.
@@ -107,15 +116,20 @@ def read_pubtator(nlp: Language, path: Path, label_map: dict[str, str], stats: C
             kb_id = "" if concept == "-1" else concept
             mentions.append(Mention(start_i, end_i, label, source_type, kb_id))
         if rec.pmid in seen:
+            first = seen[rec.pmid]
+            if first.content() != rec.content():
+                raise CorpusFormatError(
+                    path, f"PMID {rec.pmid} already on line {first.line} with other content", rec.line
+                )
             stats.skipped["duplicate_pmid"] += 1
             stats.skipped["mention_in_duplicate_pmid"] += len(mentions)
             continue
-        seen.add(rec.pmid)
+        seen[rec.pmid] = rec
         if not text.strip():
             stats.skipped["empty_document"] += 1
             stats.skipped["mention_in_empty_document"] += len(mentions)
             continue
-        doc = nlp.make_doc(text)
+        doc = make_doc(nlp, text, path, rec.line, rec.pmid)
         doc.user_data["doc_id"] = rec.pmid
         set_gold_spans(doc, mentions, stats)
         stats.add_doc(doc)

@@ -17,8 +17,8 @@ from spacy.tokens import Doc, DocBin
 from spacy.util import minibatch
 from spacy_transformers.util import batch_by_length
 
-from .corpora.notes import hash_sample
-from .corpora.stats import word_count
+from ..corpora.notes import hash_sample
+from ..corpora.stats import word_count
 
 
 def benchmark_notes(unlabelled_dir: Path, n: int) -> list[Doc]:

@@ -1,0 +1,219 @@
+"""The CPU benchmark: the packaged student against the hardware ceiling and against its teachers,
+in one run on one machine (`weasel run benchmark` -> reports/benchmark.{json,md}).
+
+The student and the ceiling each run in a fresh process, so peak RSS is the student's own.
+The packaged default runs its encoder at the precision its `clin_encoder_precision` component
+resolves ("auto": bf16 where the CPU has native bf16, else float32); the float32 encoder (where
+that differs) and the opt-in int8 encoder (clin_distill.student.int8) are measured beside it, each
+with its strict F1 on a gold set, so a speed-up is never reported without its accuracy cost.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import spacy
+import torch
+from confection import Config
+from spacy.language import Language
+from spacy.tokens import Doc, DocBin
+
+from ..corpora.stats import word_count
+from ..labels import LABELS
+from ..scoring import score
+from ..student.int8 import quantize_encoder
+from ..student.memory import FACTORY as MEMORY
+from ..student.precision import FACTORY as PRECISION
+from ..student.precision import cpu_has_bf16
+from ..student.windows import ARCHITECTURE  # noqa: F401  (registers the student's encoder for spacy.load)
+from .speed import (
+    benchmark_notes,
+    ceiling_throughput,
+    peak_rss_mb,
+    profile_shares,
+    reset_peak_rss,
+    rss_mb,
+    student_throughput,
+)
+from .teachers import cost_per_1k_notes, llm_per_note, ontology_speed
+
+DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
+
+
+@dataclass
+class CpuBenchmark:
+    """What one run measures; the sample sizes are the CLI's options, so a quick run can shrink them."""
+
+    model: str
+    unlabelled_dir: Path
+    llm_report: Path
+    prices_path: Path
+    teachers: list[Path] = field(default_factory=list)
+    llm_config: Path | None = None
+    gold: Path | None = None  # gold DocBin: strict F1 of each encoder
+    notes: int = 300  # real notes in the throughput sample
+    llm_notes: int = 6  # notes the local LLM teacher labels for its s/note
+    long_notes: int = 2000  # notes in the long run that watches resident memory
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 128])
+    n_ctx: int = 2048
+    log_dir: Path = Path("reports")  # where the local LLM server's log lives while it runs
+
+
+def load_student(model: str, variant: str | None = None) -> Language:
+    """The packaged default (variant None), its float32 encoder, or int8 (which pins float32 first)."""
+    config = {"components": {PRECISION: {"precision": "float32"}}} if variant == "float32" else {}
+    nlp = spacy.load(model, config=config)
+    if variant == "int8":
+        return quantize_encoder(nlp)
+    nlp.get_pipe(PRECISION).apply()
+    return nlp
+
+
+def in_fresh_process(target: Callable[..., None], *args: Any) -> Any:
+    """`target(*args, queue)` in a spawned process: its peak RSS and oneDNN state are its own."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _student(model: str, texts: list[str], batch_size: int, variant: str | None, out: mp.Queue) -> None:
+    nlp = load_student(model, variant)
+    loaded = peak_rss_mb()
+    reset = reset_peak_rss()
+    run = student_throughput(nlp, texts, batch_size)
+    run["peak_rss_mb"] = round(peak_rss_mb(), 1) if reset else None  # while labelling
+    run["peak_rss_mb_with_loading"] = round(max(loaded, peak_rss_mb()), 1)
+    run["profile"] = profile_shares(nlp, texts[:50], batch_size)
+    out.put(run)
+
+
+def _long_run(model: str, texts: list[str], batch_size: int, trim_every: int | None, out: mp.Queue) -> None:
+    """Resident memory over one long pass of varied notes (trim_every None: the model's default)."""
+    config = {"components": {MEMORY: {"malloc_trim_every": trim_every}}} if trim_every is not None else {}
+    nlp = spacy.load(model, config=config)
+    list(nlp.pipe(texts[:batch_size], batch_size=batch_size))  # the cast and the first kernels
+    reset = reset_peak_rss()
+    trace = []
+    for i, _ in enumerate(nlp.pipe(texts, batch_size=batch_size), 1):
+        if i % 250 == 0 or i == len(texts):
+            trace.append([i, round(rss_mb(), 1)])
+    out.put({
+        "notes": len(texts),
+        "batch_size": batch_size,
+        "malloc_trim_every": nlp.get_pipe(MEMORY).malloc_trim_every,
+        "malloc_trim_margin_mb": nlp.get_pipe(MEMORY).malloc_trim_margin_mb,
+        "peak_rss_mb": round(peak_rss_mb(), 1) if reset else None,
+        "rss_mb_by_notes": trace,
+    })  # fmt: skip
+
+
+def _ceiling(
+    model: str, texts: list[str], batch_sizes: list[int], variant: str | None, out: mp.Queue
+) -> None:
+    nlp = load_student(model, variant)
+    dtype = DTYPES[nlp.get_pipe(PRECISION).applied]  # int8: quantized Linears, the rest float32
+    out.put([ceiling_throughput(nlp, texts, b, dtype=dtype) for b in batch_sizes])
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "processor": platform.processor() or platform.machine(),
+        "device": "cpu",
+        "native_bf16": cpu_has_bf16(),
+    }
+
+
+def strict_f1(nlp: Language, gold_docs: Sequence[Doc], labels: Sequence[str] = LABELS) -> dict[str, float]:
+    """Strict F1 per label of the pipeline's entities on gold docs' texts."""
+    preds = [d.ents for d in nlp.pipe(g.text for g in gold_docs)]
+    scores = score(zip(preds, gold_docs, strict=True), labels)
+    return {lab: scores[lab]["strict"]["f"] for lab in labels}
+
+
+def variant_row(model: str, texts: list[str], batch_size: int, variant: str, default_wps: float) -> dict:
+    """One other encoder at the default batch size, against its own ceiling and the default."""
+    run = in_fresh_process(_student, model, texts, batch_size, variant)
+    own_ceiling = in_fresh_process(_ceiling, model, texts, [batch_size], variant)[0]
+    return {
+        **run,
+        "ceiling_words_per_second": own_ceiling["words_per_second"],
+        "ratio_to_ceiling": round(run["words_per_second"] / own_ceiling["words_per_second"], 3),
+        "speedup_over_default": round(run["words_per_second"] / default_wps, 2),
+    }
+
+
+def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Every number of reports/benchmark.json, in the order the report lists them."""
+    sample = benchmark_notes(b.unlabelled_dir, b.notes)
+    texts = [d.text for d in sample]
+    words = sum(word_count(d) for d in sample)
+    prices = {k: dict(v) for k, v in Config().from_disk(b.prices_path).items()}
+    data: dict[str, Any] = {
+        "machine": machine(),
+        "sample": {"notes": len(texts), "words": words, "mean_words_per_note": round(words / len(texts), 1)},
+        "model": b.model,
+    }
+    echo(f"sample: {len(texts)} notes, {words:,} words; torch threads {torch.get_num_threads()}")
+    # One fresh process per batch size: each peak RSS is that setting's own.
+    student_runs = [in_fresh_process(_student, b.model, texts, n, None) for n in b.batch_sizes]
+    ceiling_runs = in_fresh_process(_ceiling, b.model, texts, b.batch_sizes, None)
+    best_s = max(student_runs, key=lambda r: r["words_per_second"])
+    best_c = max(ceiling_runs, key=lambda r: r["words_per_second"])
+    student_nlp = load_student(b.model)  # in this process: its defaults, and the per-note LLM comparison
+    precision = student_nlp.get_pipe(PRECISION).applied
+    default_batch = student_nlp.batch_size
+    # The headline is the model as shipped: its own nlp.pipe batch size, not the fastest row.
+    default_run = next(r for r in student_runs if r["batch_size"] == default_batch)
+    data["student"] = {
+        **default_run,
+        "default_batch_size": default_batch,
+        "precision": precision,
+        "fastest_batch_size": best_s["batch_size"],
+        "by_batch_size": student_runs,
+    }
+    # Memory over a long run of varied notes, with the model's heap trimming and without it
+    long_texts = [d.text for d in benchmark_notes(b.unlabelled_dir, b.long_notes)]
+    for key, trim in (("long_run", None), ("long_run_without_trim", 0)):
+        data["student"][key] = in_fresh_process(_long_run, b.model, long_texts, default_batch, trim)
+    # float32 separately only where the default resolved to something else
+    variants = ["float32", "int8"] if precision != "float32" else ["int8"]
+    variant_nlp = {}
+    for variant in variants:
+        data[f"student_{variant}"] = variant_row(
+            b.model, texts, default_batch, variant, default_run["words_per_second"]
+        )
+        variant_nlp[variant] = load_student(b.model, variant)
+    if b.gold:
+        gold_docs = list(DocBin().from_disk(b.gold).get_docs(spacy.blank("en").vocab))
+        for key, nlp in [("student", student_nlp)] + [(f"student_{v}", n) for v, n in variant_nlp.items()]:
+            data[key][f"{b.gold.stem}_strict_f1"] = strict_f1(nlp, gold_docs)
+    data["ceiling"] = {**best_c, "by_batch_size": ceiling_runs}
+    same_batch = next(r for r in ceiling_runs if r["batch_size"] == default_batch)
+    data["ratio_to_ceiling"] = round(default_run["words_per_second"] / same_batch["words_per_second"], 3)
+    data["ratio_to_best_ceiling"] = round(best_s["words_per_second"] / best_c["words_per_second"], 3)
+
+    data["teachers"] = ontology_speed(b.teachers, texts)
+    if b.llm_config:
+        # each student at the batch size its throughput row was measured at
+        students = {"default": student_nlp, **variant_nlp}
+        data["teachers"][b.llm_config.stem] = llm_per_note(
+            b.llm_config, sample[: b.llm_notes], sample, students, default_batch, b.n_ctx, b.log_dir
+        )
+    costs, basis = cost_per_1k_notes(b.llm_report, prices, default_run["words_per_second"])
+    data["cost_per_1k_notes_usd"] = costs
+    data["cost_basis"] = basis
+    data["gpt4o_cost_ratio"] = round(costs["gpt-4o"] / costs["student_cpu"], 1)
+    return data

@@ -1,0 +1,108 @@
+"""README.md's tables, generated from the committed reports so its numbers cannot go stale.
+
+Each generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`;
+`render` rewrites those blocks and leaves the rest of the README alone. `scripts/readme.py
+--check` (run by a fast test) fails when README.md differs from what the reports generate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .labels import LABELS
+from .reports import markdown_table
+
+
+def _load(reports: Path, name: str) -> dict[str, Any] | None:
+    path = reports / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _f1(s: dict[str, Any]) -> str:
+    st = s["strict"]
+    return f"{st['f']:.3f} [{st['ci95'][0]:.2f}, {st['ci95'][1]:.2f}]" if "ci95" in st else f"{st['f']:.3f}"
+
+
+def results(reports: Path, project: Path) -> list[str]:
+    """Strict F1 per label and test set for the teachers, both students and the LLM teachers."""
+    ev = _load(reports, "evaluation")
+    if ev is None:
+        return ["(no reports/evaluation.json yet: `weasel run all`)"]
+    names = {"teachers": "teachers (selected combination)", "distilled": "distilled student (packaged)",
+             "human": "human-label student (reference)"}  # fmt: skip
+    rows = [[names.get(m, m), *(_f1(by_set["maccrobat_test"][lab]) for lab in LABELS),
+             _f1(by_set["bc5cdr_test"]["MEDICATION"]), _f1(by_set["bc5cdr_test"]["DISEASE"]),
+             _f1(by_set["ncbi_test"]["DISEASE"])] for m, by_set in ev.items()]  # fmt: skip
+    llm = _load(reports, "llm_teachers") or {"teachers": {}}
+    for name, t in llm["teachers"].items():
+        dev = t["scores"][llm["dev_set"]]
+        rows.append([f"LLM teacher {name} ({llm['dev_set']}, {t['scored_docs']} docs)",
+                     *(_f1(dev[lab]) for lab in LABELS), "", "", ""])  # fmt: skip
+    header = ["strict F1 [95% CI]", *(f"MACCROBAT {lab}" for lab in LABELS), "BC5CDR chemical",
+              "BC5CDR disease", "NCBI disease"]  # fmt: skip
+    lines = markdown_table(header, rows)
+    if {"teachers", "distilled", "human"} <= set(ev):
+        m = {k: {lab: v["maccrobat_test"][lab]["strict"]["f"] for lab in LABELS} for k, v in ev.items()}
+        gaps = ", ".join(f"{lab} {m['distilled'][lab] - m['teachers'][lab]:+.3f}" for lab in LABELS)
+        human = ", ".join(f"{lab} {m['human'][lab] - m['distilled'][lab]:+.3f}" for lab in LABELS)
+        lines += ["", f"MACCROBAT test, distilled - teachers: {gaps}; human - distilled: {human}."]
+    return lines
+
+
+def speed(reports: Path, project: Path) -> list[str]:
+    """The packaged student against its encoder's ceiling, the LLM teacher and GPT-4o's price."""
+    b = _load(reports, "benchmark")
+    if b is None:
+        return ["(no reports/benchmark.json yet: `weasel run bench`)"]
+    s, llm = b["student"], b["teachers"].get("smollm2", {})
+    rows = [[f"student, packaged default ({s['precision']})", f"{s['words_per_second']:,.0f}",
+             f"{b['ratio_to_ceiling']:.3f}", f"{s['peak_rss_mb']:,.0f}",
+             f"{llm.get('student_speedup_per_note', '')}x"]]  # fmt: skip
+    for variant in ("float32", "int8"):
+        if f"student_{variant}" in b:
+            q = b[f"student_{variant}"]
+            rows.append([f"student, {variant} encoder", f"{q['words_per_second']:,.0f}",
+                         f"{q['ratio_to_ceiling']:.3f}", f"{q['peak_rss_mb']:,.0f}",
+                         f"{llm.get(f'student_{variant}_speedup_per_note', '')}x"])  # fmt: skip
+    header = ["batch size 1", "words/s", "ratio to own ceiling", "peak RSS MB", "per note vs local LLM"]
+    m = b["machine"]
+    long_run = s["long_run"]
+    return [
+        *markdown_table(header, rows),
+        "",
+        f"{m['cpu_count']} CPU cores ({m['processor']}, native bf16: {m['native_bf16']}), "
+        f"{b['sample']['notes']} real notes; ceiling = a plain PyTorch forward pass of the same encoder "
+        f"on the same batches (best: {b['ceiling']['words_per_second']:,.0f} words/s at batch size "
+        f"{b['ceiling']['batch_size']}). "
+        f"Peak RSS over {long_run['notes']:,} varied notes: {long_run['peak_rss_mb']:,.0f} MB. "
+        f"Cost per 1,000 notes: student ${b['cost_per_1k_notes_usd']['student_cpu']} on a CPU instance, "
+        f"GPT-4o ${b['cost_per_1k_notes_usd']['gpt-4o']} ({b['gpt4o_cost_ratio']:,.0f}x).",
+    ]
+
+
+def steps(reports: Path, project: Path) -> list[str]:
+    """One row per workflow step, from project.yml's help texts."""
+    spec = yaml.safe_load(project.read_text())
+    helps = {c["name"]: c.get("help", "") for c in spec["commands"]}
+    rows = [[f"`{w}`", f"`{step}`", helps[step]] for w, names in spec["workflows"].items() for step in names]
+    return markdown_table(["workflow", "step", "what it does"], rows)
+
+
+BLOCKS: dict[str, Callable[[Path, Path], list[str]]] = {"results": results, "speed": speed, "steps": steps}
+
+
+def render(readme: str, reports: Path, project: Path) -> str:
+    """README text with every generated block rewritten from the reports."""
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
+        if not pattern.search(readme):
+            raise ValueError(f"README.md has no <!-- generated:{name} --> block")
+        body = "\n".join(make(reports, project)) + "\n"
+        readme = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), readme)
+    return readme
