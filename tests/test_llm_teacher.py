@@ -1,9 +1,12 @@
 """The spacy-llm path end to end with a real model: llama.cpp's server on 127.0.0.1 serving
 SmolLM2-135M-Instruct, three real notes (one longer than the model's whole context), few-shot
-examples from gold train documents, spacy-llm's cache, and the PHI guard."""
+examples from gold train documents, spacy-llm's cache, and the PHI guard, with every proxy
+variable pointing at a listener that nothing may reach."""
 
 from __future__ import annotations
 
+import select
+import socket
 from pathlib import Path
 
 import pytest
@@ -18,12 +21,13 @@ from clin_distill.labels import LABELS
 from clin_distill.llm.endpoint import ALLOW_REMOTE_ENV, RemoteEndpointRefused
 from clin_distill.llm.label import label_docs, load_teacher, skip_reason, summarise
 from clin_distill.llm.server import llama_server, served_requests, smollm2_gguf
-from clin_distill.llm.task import fewshot_examples
+from clin_distill.llm.task import fewshot_examples, read_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/teachers/llm/smollm2.cfg"
 ENDPOINT = "http://127.0.0.1:8766/v1/chat/completions"  # not the workflow's port
 N_CTX = 2048  # as in project.yml (llm_n_ctx); smollm2.cfg shards prompts above 1,600 tokens
+REASONS = {k: v["reason"] for k, v in read_labels(ROOT / "configs/teachers/llm/labels.yml")["labels"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +52,31 @@ def notes(data_dir):
 
 
 def test_fewshot_examples_are_gold_train_passages(gold_train):
-    examples = fewshot_examples(gold_train, 2, 60)
+    examples = fewshot_examples(gold_train, 2, 60, REASONS)
     assert len(examples) == 2
     for ex in examples:
         assert len(ex["text"].split()) <= 60 and ex["spans"]
         assert all(s["text"] in ex["text"] and s["label"] in LABELS for s in ex["spans"])
-    assert fewshot_examples(gold_train, 2, 60) == examples  # deterministic
+    assert fewshot_examples(gold_train, 2, 60, REASONS) == examples  # deterministic
 
 
-def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(notes, gold_train, tmp_path, monkeypatch):
+@pytest.fixture()
+def proxy_catcher(monkeypatch):
+    """A listener on 127.0.0.2 that every proxy variable names; a connection to it stays queued."""
+    listener = socket.create_server(("127.0.0.2", 0))
+    proxy = f"http://127.0.0.2:{listener.getsockname()[1]}"
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(var, proxy)
+        monkeypatch.setenv(var.lower(), proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    yield listener
+    listener.close()
+
+
+def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(
+    notes, gold_train, tmp_path, monkeypatch, proxy_catcher
+):
     log, cache = tmp_path / "server.log", tmp_path / "cache"
     overrides = {"paths.examples": str(gold_train), "components.llm.model.endpoint": ENDPOINT}
     with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log):
@@ -68,6 +88,8 @@ def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(notes, gold_
         served = served_requests(log)
         again = list(label_docs(load_teacher(CONFIG, cache, overrides=overrides), [d.copy() for d in notes]))
         assert served_requests(log) == served  # a rerun: zero new requests reached the server
+    # The server's readiness check, the model check and every note went straight to 127.0.0.1.
+    assert select.select([proxy_catcher], [], [], 0)[0] == []
 
     records = [r for _, r in first]
     assert [r["cached"] for r in records] == [True, False, False]
@@ -79,7 +101,8 @@ def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(notes, gold_
         assert doc.text == note.text and "smollm2" in doc.spans
         assert rec["prompt_tokens"] > 0 and rec["completion_tokens"] > 0 and rec["latency_s"] > 0
     # Answers were parsed: every listed entity is either a span or counted as dropped.
-    parsed = sum(r["spans"] + r["not_in_text"] + r["misaligned"] + r["unknown_label"] for r in records)
+    dropped = ("not_in_text", "misaligned", "unknown_label", "widening_refused")
+    parsed = sum(r["spans"] + sum(r[k] for k in dropped) for r in records)
     assert parsed + sum(r["malformed_lines"] for r in records) > 0
     assert all(r["cached"] for _, r in again)
     assert [[(s.start, s.end, s.label_) for s in d.spans["smollm2"]] for d, _ in again] == [

@@ -86,14 +86,34 @@ def path_args(command: dict) -> list[str]:
     dirs = set(PROJECT["directories"])
     args = [arg for line in command["script"] for arg in shlex.split(line)[1:]]
     args = [a.split("=", 1)[1] if re.match(r"^\w+=", a) else a for a in args]  # --model name=path
-    return [a for a in args if not a.startswith("-") and "$" not in a and ("/" in a or a in dirs)]
+    return [a for a in args if not a.startswith("-") and ("/" in a or a in dirs)]
+
+
+def pipeline_modules(arg: str, seen: set[str] | None = None) -> set[str]:
+    """Modules whose registered functions run inside a trained or assembled pipeline that a step
+    loads (an argument under training/ or packages/): those its producing step's configs name,
+    followed back through the pipelines that step loads in turn."""
+    seen = set() if seen is None else seen
+    if arg in seen or not arg.startswith(("training/", "packages/")):
+        return set()
+    seen.add(arg)
+    modules: set[str] = set()
+    for producer in PROJECT["commands"]:
+        if any(arg == o or arg.startswith(o.split("$")[0]) for o in producer.get("outputs", [])):
+            for parg in path_args(producer):
+                if parg.endswith(".cfg"):
+                    modules |= config_modules(ROOT / parg)
+                modules |= pipeline_modules(parg, seen)
+    return modules
 
 
 def files_read(command: dict) -> set[Path]:
-    """Project code and configs a command's script lines read."""
+    """Project code and configs a command's script lines read, and the code that runs inside the
+    pipelines it loads."""
     files: set[Path] = set()
     modules: set[str] = set()
     for arg in path_args(command):
+        modules |= pipeline_modules(arg)
         path = ROOT / arg
         if path.exists():
             if path.suffix == ".py" and path.is_relative_to(ROOT / "scripts"):

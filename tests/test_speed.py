@@ -42,6 +42,7 @@ def test_ceiling_batches_are_the_students_own(workflow_project):
     assert words > 0
 
 
+@pytest.mark.full
 def test_benchmark_report_has_the_agreed_shape(workflow_project):
     report = json.loads((workflow_project / "reports/benchmark.json").read_text())
     for key in ("words_per_second", "notes_per_second", "peak_rss_mb"):
@@ -64,13 +65,18 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
         assert report[key]["words_per_second"] > 0
 
 
+# Either student has the same encoder; the human-label one finds more entities after the small
+# profile's short training, and these tests compare entities.
+HUMAN = "training/human/model-best"
+
+
 def _gold_texts(project, n):
     gold = DocBin().from_disk(project / "corpus/gold/maccrobat_test.spacy").get_docs(spacy.blank("en").vocab)
     return [d.text for d, _ in zip(gold, range(n), strict=False)]
 
 
 def test_bf16_encoder_gives_the_students_entities(workflow_project):
-    model = workflow_project / "training/distilled/model-best"
+    model = workflow_project / HUMAN
     texts = _gold_texts(workflow_project, 20)
     as_float = [{(e.start, e.end, e.label_) for e in d.ents} for d in spacy.load(model).pipe(texts)]
     nlp = spacy.load(model)
@@ -175,7 +181,7 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 
 
 def test_int8_encoder_keeps_the_students_entities_and_refuses_to_be_saved(workflow_project, tmp_path):
-    model = workflow_project / "training/distilled/model-best"
+    model = workflow_project / HUMAN
     texts = _gold_texts(workflow_project, 20)
     as_float = [{(e.start, e.end, e.label_) for e in d.ents} for d in spacy.load(model).pipe(texts)]
     nlp = quantize_encoder(spacy.load(model))

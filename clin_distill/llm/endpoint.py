@@ -6,34 +6,39 @@ api.openai.com, whatever `endpoint` says: offline that fails, and with a local s
 would go to OpenAI. This model checks the configured endpoint instead, needs no key on
 loopback, refuses non-loopback endpoints unless the user opts in (notes are patient data),
 retries 429 and 5xx (spacy-llm retries only 429/503), and returns each answer with its token
-usage and latency so accounting survives spacy-llm's cache (see `Answer`).
+usage and latency so accounting survives spacy-llm's cache (see `Answer`). Every request goes
+through one session per endpoint (`transport.py`): no redirect followed, no proxy or credential
+taken from the environment, a wall-clock deadline per try, and the PHI guard on every URL.
 """
 
 # No `from __future__ import annotations`: spacy-llm checks __call__'s type hints at runtime.
-import ipaddress
 import os
 import time
-from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 from typing import Iterable as TypingIterable  # noqa: UP035 - spacy-llm's type check wants typing's
 from urllib.parse import urlsplit
 
 import requests
-from requests import ConnectionError as RequestsConnectionError
-from requests import ConnectTimeout, ReadTimeout
 from spacy_llm.models.rest.openai.model import OpenAI
 from spacy_llm.registry import registry
 
-ALLOW_REMOTE_ENV = "CLIN_DISTILL_ALLOW_REMOTE_LLM"
+from .transport import (
+    ALLOW_REMOTE_ENV,
+    LLMRequestError,
+    RemoteEndpointRefused,
+    Reply,
+    RequestDeadline,
+    check_urls,
+    is_loopback,
+    make_session,
+    models_url,
+    request,
+)
+
+__all__ = ["ALLOW_REMOTE_ENV", "LLMRequestError", "RemoteEndpointRefused", "is_loopback", "openai_compatible"]
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class RemoteEndpointRefused(PermissionError):
-    """A non-loopback endpoint without the user's explicit opt-in."""
-
-
-class LLMRequestError(RuntimeError):
-    """A request that failed for good (after retries); the message never holds note text."""
+USAGE_KEYS = ("prompt_tokens", "completion_tokens")
 
 
 class Answer(str):
@@ -46,34 +51,46 @@ class Answer(str):
     latency_s: float
     finish_reason: str | None
     tries: int
+    usage_missing: bool
+    over_context: bool
 
     def __new__(
-        cls, text: str, usage: dict[str, int], latency_s: float, finish_reason: str | None, tries: int
+        cls,
+        text: str,
+        usage: dict[str, int],
+        latency_s: float,
+        finish_reason: str | None,
+        tries: int,
+        usage_missing: bool = False,
+        over_context: bool = False,
     ) -> "Answer":
         obj = super().__new__(cls, text)
         obj.usage, obj.latency_s, obj.finish_reason, obj.tries = usage, latency_s, finish_reason, tries
+        obj.usage_missing, obj.over_context = usage_missing, over_context
         return obj
 
 
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
+def status_phrase(code: int) -> str:
+    """The standard phrase, not the server's (which could say anything, even quote the request)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a DNS name other than localhost: treated as remote
-        return False
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
 
 
-def check_endpoint(name: str, endpoint: str, allow_remote: bool) -> None:
-    """The PHI guard: raise unless the endpoint is loopback or the user opted in."""
-    if is_loopback(endpoint) or allow_remote or os.environ.get(ALLOW_REMOTE_ENV) == "1":
-        return
-    raise RemoteEndpointRefused(
-        f"LLM teacher '{name}': endpoint host '{urlsplit(endpoint).hostname}' is not loopback, so clinical "
-        f"notes would leave this machine. Refused by default. Opt in only where an agreement covers it "
-        f"(e.g. a BAA): set {ALLOW_REMOTE_ENV}=1 or run with --vars.allow_remote_llm=true."
-    )
+def token_usage(body: dict[str, Any]) -> tuple[dict[str, int], bool]:
+    """Prompt and completion tokens, and whether the server left any out: some send
+    `usage: null`, omit it or null a field. A missing count is 0, so token totals and costs are
+    then lower bounds, and the answer is counted (`usage_missing`) rather than failing the note."""
+    usage = body.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    counts, missing = {}, False
+    for key in USAGE_KEYS:
+        value = usage.get(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        counts[key] = int(value) if ok else 0
+        missing |= not ok
+    return counts, missing
 
 
 class OpenAICompatible(OpenAI):
@@ -91,8 +108,11 @@ class OpenAICompatible(OpenAI):
         auth_header: str,
         verify_url: str | None,
         allow_remote: bool,
+        proxy: str | None = None,
     ):
-        check_endpoint(name, endpoint, allow_remote)  # before any request, the key lookup included
+        # Before any request, the key lookup included; every request goes through this session.
+        check_urls(name, endpoint, allow_remote, verify_url, proxy)
+        self._session = make_session(proxy)
         self._api_key_env = api_key_env
         self._auth_header = auth_header
         self._verify_url = verify_url
@@ -126,37 +146,45 @@ class OpenAICompatible(OpenAI):
         """List the endpoint's own models: checks reachability, the key and the model name."""
         if not self._verify_url:
             return
-        try:
-            r = self.retry(
-                requests.get, self._verify_url, headers=self._credentials, timeout=self._max_request_time
-            )
-        except (TimeoutError, RequestsConnectionError) as err:
-            raise LLMRequestError(f"LLM teacher '{self._name}': cannot reach {self._verify_url}") from err
+        r = self.request("GET", self._verify_url, headers=self._credentials)
         if r.status_code != 200:
             raise LLMRequestError(
                 f"LLM teacher '{self._name}': {self._verify_url} answered HTTP {r.status_code} "
                 f"(check the key in {self._api_key_env or 'the configuration'})"
             )
-        ids = {m.get("id", "") for m in r.json().get("data", [])}
+        try:
+            ids = {m.get("id", "") for m in r.json().get("data", [])}
+        except (ValueError, AttributeError, TypeError) as err:
+            raise LLMRequestError(
+                f"LLM teacher '{self._name}': {self._verify_url} is not a model list"
+            ) from err
         if self._name not in ids and f"models/{self._name}" not in ids:  # Gemini lists "models/<name>"
             raise LLMRequestError(
                 f"LLM teacher '{self._name}': model not served there; choices: {sorted(ids)}"
             )
 
-    def retry(self, call_method: Callable[..., requests.Response], url: str, **kwargs) -> requests.Response:
-        """Exponential backoff on timeouts, refused connections, 429 and 5xx (honouring Retry-After)."""
+    def request(self, method: str, url: str, **kwargs: Any) -> Reply:
+        """Through this endpoint's session, each try within `max_request_time`, with exponential
+        backoff on timeouts, refused connections, 429 and 5xx (honouring Retry-After)."""
         interval = self._interval
+        where = urlsplit(url).netloc
         for attempt in range(1, self._max_tries + 1):
             self._last_tries = attempt
             try:
-                response = call_method(url, **kwargs)
-            except (ConnectTimeout, ReadTimeout, RequestsConnectionError) as err:
+                reply = request(self._session, method, url, self._max_request_time, **kwargs)
+            except RequestDeadline as err:
                 if attempt == self._max_tries:
-                    raise TimeoutError(f"{urlsplit(url).netloc}: no answer after {attempt} tries") from err
+                    raise RequestDeadline(f"{err}, {attempt} tries") from err
+            except requests.RequestException as err:
+                if attempt == self._max_tries:
+                    raise LLMRequestError(
+                        f"LLM teacher '{self._name}': cannot reach {where} ({type(err).__name__}), "
+                        f"{attempt} tries"
+                    ) from err
             else:
-                if response.status_code not in RETRY_STATUS or attempt == self._max_tries:
-                    return response
-                retry_after = response.headers.get("Retry-After", "")
+                if reply.status_code not in RETRY_STATUS or attempt == self._max_tries:
+                    return reply
+                retry_after = reply.headers.get("Retry-After", "")
                 if retry_after.isdigit():
                     interval = max(interval, min(float(retry_after), 60.0))
             time.sleep(interval)
@@ -175,29 +203,25 @@ class OpenAICompatible(OpenAI):
                     "messages": [{"role": "user", "content": prompt}],
                 }
                 start = time.perf_counter()
-                r = self.retry(
-                    requests.post,
-                    self._endpoint,
-                    headers=headers,
-                    json=payload,
-                    timeout=self._max_request_time,
-                )
+                r = self.request("POST", self._endpoint, headers=headers, json=payload)
                 latency = time.perf_counter() - start
                 if r.status_code != 200:
                     raise LLMRequestError(
-                        f"{self._name}: HTTP {r.status_code} {r.reason} after {self._last_tries} tries"
+                        f"{self._name}: HTTP {r.status_code} {status_phrase(r.status_code)} after "
+                        f"{self._last_tries} tries"
                     )
                 try:
                     body = r.json()
                     choice = body["choices"][0]
                     text = choice["message"]["content"] or ""
+                    if not isinstance(text, str):
+                        raise TypeError("content is not text")
                 except (ValueError, KeyError, IndexError, TypeError) as err:
                     raise LLMRequestError(f"{self._name}: response is not a chat completion") from err
-                usage = {
-                    k: int(body.get("usage", {}).get(k, 0)) for k in ("prompt_tokens", "completion_tokens")
-                }
+                usage, missing = token_usage(body)
+                over = self.context_length is not None and usage["prompt_tokens"] > self.context_length
                 doc_answers.append(
-                    Answer(text, usage, latency, choice.get("finish_reason"), self._last_tries)
+                    Answer(text, usage, latency, choice.get("finish_reason"), self._last_tries, missing, over)
                 )
             answers.append(doc_answers)
         return answers
@@ -221,16 +245,18 @@ def openai_compatible(
     max_tries: int = 5,
     interval: float = 1.0,
     max_request_time: float = 120.0,
+    proxy: str | None = None,
 ) -> OpenAICompatible:
     """`endpoint`: the full chat-completions URL. `verify_url`: the endpoint's model list (default:
     `endpoint` with /chat/completions replaced by /models; "" skips the check, e.g. for Azure
     deployments). `auth_header`: "bearer" or "api-key" (Azure). `context_length`: prompt tokens
     per request, i.e. the model's context minus the answer's `max_tokens`; longer notes are sharded.
+    `max_request_time`: seconds per try, wall clock, the whole answer included. `proxy`: an HTTP(S)
+    proxy for this endpoint only, used with the remote opt-in only; proxy variables in the
+    environment are never used.
     """
     if auth_header not in ("bearer", "api-key"):
         raise ValueError(f"auth_header must be 'bearer' or 'api-key', not {auth_header!r}")
-    if verify_url is None:
-        verify_url = endpoint.split("?")[0].removesuffix("/chat/completions") + "/models"
     return OpenAICompatible(
         name=name,
         endpoint=endpoint,
@@ -242,6 +268,7 @@ def openai_compatible(
         context_length=context_length,
         api_key_env=api_key_env,
         auth_header=auth_header,
-        verify_url=verify_url,
+        verify_url=models_url(endpoint, verify_url),
         allow_remote=allow_remote,
+        proxy=proxy or None,
     )

@@ -1,9 +1,10 @@
 """Run one LLM teacher over documents: spans into `doc.spans[<teacher>]`, one accounting record per
-document, failures recorded and left uncached so that a rerun retries them."""
+document, failures and empty answers recorded and left uncached so that a rerun retries them."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,8 +17,17 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..corpora.stats import word_count
-from .endpoint import ALLOW_REMOTE_ENV, LLMRequestError, is_loopback
+from . import cache  # noqa: F401 - registers clin_distill.NoteCache.v1 for the teacher configs
 from .task import ACCOUNTING_KEY, COUNT_KEYS
+from .transport import (
+    ALLOW_REMOTE_ENV,
+    LLMRequestError,
+    RemoteEndpointRefused,
+    check_urls,
+    is_loopback,
+    models_url,
+    remote_allowed,
+)
 
 
 def model_settings(config_path: Path) -> dict[str, Any]:
@@ -30,22 +40,28 @@ def skip_reason(config_path: Path, allow_remote: bool) -> str | None:
     remote opt-in; the model itself enforces the same rules when it is built."""
     model = model_settings(config_path)
     endpoint, key_env = model["endpoint"], model.get("api_key_env", "OPENAI_API_KEY")
-    if is_loopback(endpoint):
-        return None
-    if key_env and not os.environ.get(key_env):
-        return f"{key_env} is not set"
-    if "YOUR-RESOURCE" in endpoint:
-        return "endpoint not configured (edit its config)"
-    if not (allow_remote or os.environ.get(ALLOW_REMOTE_ENV) == "1"):
-        return f"remote endpoint not allowed for patient data (set {ALLOW_REMOTE_ENV}=1 to opt in)"
+    if not is_loopback(endpoint):
+        if key_env and not os.environ.get(key_env):
+            return f"{key_env} is not set"
+        if "YOUR-RESOURCE" in endpoint:
+            return "endpoint not configured (edit its config)"
+        if not remote_allowed(allow_remote):
+            return f"remote endpoint not allowed for patient data (set {ALLOW_REMOTE_ENV}=1 to opt in)"
+    try:  # the model's own guard, for the model check and the proxy too
+        verify_url = models_url(endpoint, model.get("verify_url"))
+        check_urls(config_path.stem, endpoint, allow_remote, verify_url, model.get("proxy"))
+    except RemoteEndpointRefused as err:
+        return str(err)
     return None
 
 
 def load_teacher(
     config_path: Path, cache_dir: Path, allow_remote: bool = False, overrides: dict[str, Any] | None = None
 ) -> Language:
-    """The teacher's spaCy pipeline; its name (the file stem) is also its span key. spacy-llm's cache
-    knows documents, not settings, so each version of the config gets its own cache folder."""
+    """The teacher's spaCy pipeline; its name (the file stem) is also its span key. Each version of
+    the config (model settings included) gets its own cache folder; the cache key covers the note's
+    exact text and the rendered prompt (label file and examples included)."""
+    logging.getLogger("spacy_llm").setLevel(logging.INFO)  # its DEBUG lines print prompts: note text
     name = config_path.stem
     version = hashlib.sha256(config_path.read_bytes()).hexdigest()[:10]
     overrides = {
@@ -76,12 +92,18 @@ def label_docs(nlp: Language, docs: Iterable[Doc]) -> Iterator[tuple[Doc, dict[s
             record.update(status="failed", error=error)
             yield doc, record
             continue
-        if out.text != doc.text:
-            raise AssertionError(f"document {record['doc']}: text changed in the LLM pipeline")
+        if out.text != doc.text:  # a bug, never expected: kept out of the labels, and loud
+            record.update(status="failed", error=f"text changed in the LLM pipeline ({len(out.text)} chars)")
+            yield doc, record
+            continue
         acct = dict(out.user_data.get(ACCOUNTING_KEY, {}))
         cached = acct.pop("run", None) != llm.task.run_id
         doc.spans[key] = [Span(doc, s.start, s.end, label=s.label_) for s in out.spans.get(key, [])]
-        status = "malformed" if acct.get("malformed_lines") and not doc.spans[key] else "ok"
+        status = "ok"
+        if not doc.spans[key] and acct.get("empty_answers", 0) == acct.get("requests", 1):
+            status = "empty"  # not cached (unless the cache's cache_empty_answers): a rerun asks again
+        elif not doc.spans[key] and acct.get("malformed_lines"):
+            status = "malformed"
         record.update(acct, status=status, spans=len(doc.spans[key]), cached=cached)
         yield doc, record
 
@@ -94,6 +116,7 @@ def summarise(records: list[dict[str, Any]], prices: dict[str, Any] | None = Non
         "words": sum(r["words"] for r in records),
         "failed": sum(r["status"] == "failed" for r in records),
         "malformed_notes": sum(r["status"] == "malformed" for r in records),
+        "empty_notes": sum(r["status"] == "empty" for r in records),
         "served_from_cache": sum(bool(r.get("cached")) for r in done),
     }
     for k in ("requests", "shards", "prompt_tokens", "completion_tokens", "latency_s", "spans", *COUNT_KEYS):

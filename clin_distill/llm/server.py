@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .transport import make_session
+
 CHAT_REQUEST = '"POST /v1/chat/completions'
 
 
@@ -51,6 +53,7 @@ def llama_server(
     ]  # fmt: skip
     with open(log_path, "a") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    session = make_session()  # the readiness check too ignores proxy variables and redirects
     try:
         models = f"{url.scheme}://{url.netloc}/v1/models"
         deadline = time.monotonic() + timeout_s
@@ -58,15 +61,16 @@ def llama_server(
             if proc.poll() is not None:
                 raise RuntimeError(f"llama.cpp server exited with {proc.returncode}; see {log_path}")
             try:
-                if requests.get(models, timeout=2).status_code == 200:
+                if session.get(models, timeout=2, allow_redirects=False).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"llama.cpp server not ready after {timeout_s:.0f} s; see {log_path}")
             time.sleep(0.5)
         yield proc
     finally:
+        session.close()
         proc.terminate()
         try:
             proc.wait(timeout=15)
