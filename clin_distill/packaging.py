@@ -141,6 +141,9 @@ def build_meta(
         "teacher_combination": combo["selected"],
         "evaluation": ev,
         "project": yaml.safe_load(project_file.read_text()).get("title", ""),
+        # spaCy adds itself and spacy-transformers; spaCy 3.7.5 imports click, which the typer that
+        # pip now resolves (0.29) no longer pulls in, so a fresh install would fail at `import spacy`.
+        "requirements": ["click>=8.0.0,<9.0.0"],
     }
 
 

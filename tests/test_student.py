@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,17 @@ def user_venv(workflow_project, tmp_path_factory) -> Path:
     user picks first), installed as a user would: its declared requirements resolved by pip."""
     wheels = sorted((workflow_project / "packages").glob("en_clin_distilled-*/dist/*.whl"))
     assert wheels, "no wheel built by `weasel run package`"
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith("METADATA"))
+    requires = [
+        line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist")
+    ]
+    # what the wheel needs to import and run, and nothing of the project (not on PyPI)
+    assert {r.split(">")[0].split("<")[0].split("=")[0] for r in requires} == {
+        "spacy",
+        "spacy-transformers",
+        "click",
+    }, requires
     venv = tmp_path_factory.mktemp("user") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
