@@ -89,7 +89,7 @@ def test_bf16_encoder_gives_the_students_entities(workflow_project):
     as_bf16 = [{(e.start, e.end, e.label_) for e in d.ents} for d in docs]
     same = sum(len(a & b) for a, b in zip(as_float, as_bf16, strict=True))
     total = sum(len(a) + len(b) for a, b in zip(as_float, as_bf16, strict=True))
-    assert total > 100 and 2 * same / total >= 0.95  # measured 0.999 on the packaged student
+    assert total > 30 and 2 * same / total >= 0.95  # measured 0.999 on the packaged student
 
 
 def test_auto_precision_follows_the_cpu_and_bad_values_are_refused(workflow_project):
@@ -190,7 +190,7 @@ def test_int8_encoder_keeps_the_students_entities_and_refuses_to_be_saved(workfl
     as_int8 = [{(e.start, e.end, e.label_) for e in d.ents} for d in nlp.pipe(texts)]
     same = sum(len(a & b) for a, b in zip(as_float, as_int8, strict=True))
     total = sum(len(a) + len(b) for a, b in zip(as_float, as_int8, strict=True))
-    assert total > 100 and 2 * same / total >= 0.8  # mostly the same entities (measured 0.86-0.90)
+    assert total > 30 and 2 * same / total >= 0.8  # mostly the same entities (measured 0.86-0.90)
     with pytest.raises(QuantizedEncoderError, match="cannot be saved"):
         nlp.to_disk(tmp_path / "int8")
     assert not (tmp_path / "int8" / "transformer" / "model").exists()

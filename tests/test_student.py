@@ -114,7 +114,10 @@ def user_venv(workflow_project, tmp_path_factory) -> Path:
 
 
 def run_python(python: Path, code: str) -> str:
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=600)
+    # run outside the project, as a user would (the checkout's own metadata stays out of sys.path)
+    result = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=600, cwd=python.parent
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -143,7 +146,7 @@ def test_packaged_model_installs_alone_loads_and_finds_entities(user_venv, workf
     assert out.split() == ["None", "clin_encoder_precision", "en_clin_distilled.precision"]
     test_set = workflow_project / "corpus" / "gold" / "maccrobat_test.spacy"
     cmd = [str(user_venv), "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=user_venv.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "NER P" in result.stdout and "MEDICATION" in result.stdout
 

@@ -78,13 +78,12 @@ def test_ordinary_notes_keep_their_strided_windows(data_dir):
         spacy.util.load_model_from_config(config, auto_fill=True)
 
 
-def test_the_trained_students_find_the_entities_after_odd_tokens(workflow_project):
+@pytest.mark.full
+def test_the_trained_student_finds_all_entities_after_odd_tokens(workflow_project):
+    """The default distilled student finds chest pain, fever, metformin and type 2 diabetes in the
+    sentence alone, and the same four after 110 odd tokens (judges the trained default model)."""
+    nlp = spacy.load(Path(workflow_project) / "training" / "distilled" / "model-best")
     note = odd_note(110)
-    found = []
-    for student_dir in ("distilled", "human"):
-        nlp = spacy.load(Path(workflow_project) / "training" / student_dir / "model-best")
-        alone = {(e.text, e.label_) for e in nlp(TAIL).ents}
-        after_noise = {(e.text, e.label_) for e in nlp(note).ents if e.start_char >= len(note) - len(TAIL)}
-        assert after_noise == alone, student_dir
-        found += alone
-    assert found  # the students find entities in the ordinary sentence, so the check means something
+    alone = {(e.text, e.label_) for e in nlp(TAIL).ents}
+    after_noise = {(e.text, e.label_) for e in nlp(note).ents if e.start_char >= len(note) - len(TAIL)}
+    assert len(alone) == 4 and after_noise == alone
