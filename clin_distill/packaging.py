@@ -1,10 +1,11 @@
 """The installable `en_clin_distilled`: meta.json (labels, sources with their licences, the teacher
 combination, test numbers), the model card spaCy writes from its description, and `spacy package`.
 
-The packaged pipeline is the trained one with the inference pipes of `INFERENCE_PIPES` placed first,
-with every setting written out in its config.cfg: the committed benchmark (reports/benchmark.md)
-measured exactly these. Their code files ship inside the package (`spacy package --code`, each a
-top-level module of `en_clin_distilled`), so the wheel needs no project code.
+The packaged pipeline is the trained one with the inference pipes of `INFERENCE_PIPES` placed first
+and the code linker (`clin_linker`, with its table) last, every setting written out in its
+config.cfg: the committed benchmark (reports/benchmark.md) measured exactly these. Their code files
+ship inside the package (`spacy package --code`, each a top-level module of `en_clin_distilled`),
+so the wheel needs no project code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import spacy
 import yaml
 
+from .linking import linker
 from .student import memory, precision, windows
 from .student.backbone import PACKAGED_MODELS
 
@@ -29,8 +31,9 @@ INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
     (precision.FACTORY, {"precision": "auto", "pipe": "transformer"}),
     (memory.FACTORY, {"onednn_cache": 64, "malloc_trim_every": 10, "malloc_trim_margin_mb": 64}),
 ]
-# windows: the student's encoder architecture (its config names it), registered on import.
-CODE_FILES = [Path(precision.__file__), Path(memory.__file__), Path(windows.__file__)]
+# windows: the student's encoder architecture (its config names it), registered on import; linker:
+# `clin_linker`, last in the pipeline, with its table (built by `weasel run linker`).
+CODE_FILES = [Path(precision.__file__), Path(memory.__file__), Path(windows.__file__), Path(linker.__file__)]
 
 SOURCES = [
     (
@@ -112,6 +115,10 @@ def model_card(name: str, combination: dict[str, Any], evaluation: dict[str, Any
         "**Teacher combination per label** (chosen on gold dev):\n\n" + "\n".join(selected),
         "**Test results** (`distilled` is this model; `human` the same config trained on gold labels; "
         "`teachers` the combination applied directly):\n\n" + "\n".join(results_table(evaluation)),
+        "**Codes**: `clin_linker` (last pipe) sets `ent.kb_id_` (RxNorm for medications; ICD-10-CM, "
+        "Disease Ontology, HPO or Symptom Ontology ids for diseases and symptoms), `ent._.code_system`, "
+        "and `ent._.codes` (all codes of the term, MeSH/UMLS/SNOMED CT cross-references included), "
+        "from the lexicons the teachers used.",
         f"**Use with medspaCy**: `import medspacy; nlp = spacy.load('en_{name}')`, then "
         "`nlp.add_pipe('medspacy_pysbd')`, `nlp.add_pipe('medspacy_sectionizer')` and "
         "`nlp.add_pipe('medspacy_context')`: entities get `_.is_negated`, `_.is_historical`, ...",
@@ -147,15 +154,20 @@ def build_meta(
     }
 
 
-def inference_pipeline(model_dir: Path) -> spacy.language.Language:
-    """The trained pipeline with the inference pipes in front, each with its settings spelled out."""
+def inference_pipeline(model_dir: Path, linker_dir: Path | None = None) -> spacy.language.Language:
+    """The trained pipeline with the inference pipes in front, each with its settings spelled out,
+    and the linker of `linker_dir` (a pipeline holding `clin_linker`) at the end."""
     nlp = spacy.load(model_dir)
     for factory, settings in reversed(INFERENCE_PIPES):
         nlp.add_pipe(factory, first=True, config=settings)
+    if linker_dir is not None:
+        nlp.add_pipe(linker.FACTORY, source=spacy.load(linker_dir))
     return nlp
 
 
-def package_model(model_dir: Path, out_dir: Path, meta: dict[str, Any]) -> None:
+def package_model(
+    model_dir: Path, out_dir: Path, meta: dict[str, Any], linker_dir: Path | None = None
+) -> None:
     """`spacy package` into out_dir/en_<name>-<version>, built as a wheel (its dist/)."""
     name, version = meta["name"], meta["version"]
     # A fresh package folder: `spacy package --force` would keep an older model card.
@@ -164,7 +176,7 @@ def package_model(model_dir: Path, out_dir: Path, meta: dict[str, Any]) -> None:
     meta_path = out_dir / "meta.json"
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     with tempfile.TemporaryDirectory(prefix="clin-package-") as pipeline_dir:
-        inference_pipeline(model_dir).to_disk(pipeline_dir)
+        inference_pipeline(model_dir, linker_dir).to_disk(pipeline_dir)
         cmd = [
             sys.executable, "-m", "spacy", "package", pipeline_dir, str(out_dir),
             "--code", ",".join(str(p) for p in CODE_FILES),

@@ -86,6 +86,50 @@ def speed(reports: Path, project: Path) -> list[str]:
     ]
 
 
+def use(reports: Path, project: Path) -> list[str]:
+    """Codes (reports/linking.json), extraction speed (extract.json), an external gold set (external.json)."""
+    lines = []
+    link = _load(reports, "linking")
+    if link is None:
+        lines.append("- Codes: (no reports/linking.json yet: `weasel run linker`)")
+    else:
+        test = link["test"]["shipped"]
+        per = "; ".join(
+            f"{label} accuracy {s['accuracy']:.3f} on the {s['coverage']:.0%} of {s['mentions']:,} mentions "
+            f"whose MeSH id the lexicons know"
+            for label, s in test.items()
+        )
+        lines.append(f"- Codes (`reports/linking.md`, BC5CDR test gold mentions): {per}.")
+    ex = _load(reports, "extract")
+    if ex is None:
+        lines.append("- Extraction speed: (no reports/extract.json yet: `weasel run benchmark-extract`)")
+    else:
+        single = ex["runs"]["single process"]
+        ray = [(name, r) for name, r in ex["runs"].items() if name.startswith("ray")]
+        ray_text = ", ".join(
+            f"{name} {r['words'] / r['seconds']:,.0f} words/s"
+            f" ({'identical output' if r['identical_to_single'] else 'OUTPUT DIFFERS'})"
+            for name, r in ray
+        )
+        lines.append(
+            f"- Extraction (`reports/extract.md`, {ex['notes']:,} notes): one process "
+            f"{single['words'] / single['seconds']:,.0f} words/s = {ex['ratio_to_model']:.2f}x the model's "
+            f"own `nlp.pipe` in the same run; {ray_text}."
+        )
+    ext = _load(reports, "external")
+    if ext is not None:
+        per = "; ".join(
+            f"{k} strict F1 {sc['strict']['f']:.3f} [{sc['strict']['ci95'][0]:.2f}, "
+            f"{sc['strict']['ci95'][1]:.2f}], lenient {sc['lenient']['f']:.3f}"
+            for k, sc in ((k, ext["scores"][k]) for k in ext["gold_labels"])
+        )
+        lines.append(
+            f"- External gold through `evaluate-external` (`reports/external.md`, {ext['docs']} documents "
+            f"converted from BRAT): {per}; `spacy evaluate` ents_f {ext['spacy_evaluate']['ents_f']:.3f}."
+        )
+    return lines
+
+
 def steps(reports: Path, project: Path) -> list[str]:
     """One row per workflow step, from project.yml's help texts."""
     spec = yaml.safe_load(project.read_text())
@@ -94,7 +138,12 @@ def steps(reports: Path, project: Path) -> list[str]:
     return markdown_table(["workflow", "step", "what it does"], rows)
 
 
-BLOCKS: dict[str, Callable[[Path, Path], list[str]]] = {"results": results, "speed": speed, "steps": steps}
+BLOCKS: dict[str, Callable[[Path, Path], list[str]]] = {
+    "results": results,
+    "speed": speed,
+    "use": use,
+    "steps": steps,
+}
 
 
 def render(readme: str, reports: Path, project: Path) -> str:

@@ -16,9 +16,10 @@ def main(
     name: str = typer.Option("clin_distilled"),
     version: str = typer.Option("0.1.0"),
     project_file: Path = typer.Option(Path("project.yml")),
+    linker: Path = typer.Option(None, help="Pipeline holding the `clin_linker` table (training/linker)"),
 ) -> None:
     meta = build_meta(model_dir, combinations, evaluation, name, version, project_file)
-    package_model(model_dir, out_dir, meta)
+    package_model(model_dir, out_dir, meta, linker)
 
 
 if __name__ == "__main__":

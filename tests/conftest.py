@@ -44,6 +44,7 @@ def nlp():
 
 
 PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill", "README.md")
+COMMITTED_INPUTS = ("benchmark.json", "extract.json", "external.json")
 
 PROFILE = os.environ.get("CLIN_TEST_PROFILE", "small")
 SMALL_PROFILE = PROFILE == "small"
@@ -77,9 +78,11 @@ def workflow_project(data_dir, tmp_path_factory) -> Path:
     for name in PROJECT_FILES:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, project / name)
-    # The one committed report `all` reads but does not write (README's speed table), as a clone has it.
+    # The committed reports `all` reads but does not write (README's speed and use tables: `bench`
+    # and `evaluate-external` write them), as a clone has them.
     (project / "reports").mkdir()
-    shutil.copyfile(ROOT / "reports" / "benchmark.json", project / "reports" / "benchmark.json")
+    for name in COMMITTED_INPUTS:
+        shutil.copyfile(ROOT / "reports" / name, project / "reports" / name)
     for workflow in WORKFLOWS:
         result = weasel_run(project, workflow, data_dir)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -9,7 +9,6 @@ this component after the teacher's ruler; only the label propagation is ours.
 
 import warnings
 
-from scispacy.abbreviation import AbbreviationDetector
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
@@ -20,6 +19,10 @@ warnings.filterwarnings("ignore", message=r"\[W036\].*matcher")
 
 class AbbreviationSpans:
     def __init__(self, nlp: Language, spans_key: str) -> None:
+        # Imported here: spaCy loads every registered factory's module when it looks one up, and
+        # `clin-distill extract` users have the model and medspaCy, not scispaCy.
+        from scispacy.abbreviation import AbbreviationDetector
+
         self.spans_key = spans_key
         self.detector = AbbreviationDetector(nlp, make_serializable=False)
 

@@ -1,0 +1,251 @@
+"""`clin-distill extract` as a hospital team runs it: a fresh venv with only the model wheel and the
+project's `[extract]` extra, over real notes in all three input kinds, with bad notes among them;
+resume after a kill; the same output on a local Ray instance."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from clin_distill.errors import CorpusFormatError
+from clin_distill.extract.notes import read_notes
+from clin_distill.extract.output import Output
+from clin_distill.extract.run import extract
+from conftest import ROOT
+
+PACKAGED = "packages/en_clin_distilled-0.1.0/en_clin_distilled/en_clin_distilled-0.1.0"
+
+
+def real_notes(project: Path, n: int) -> list[dict]:
+    """The first n unlabelled notes of each source in the workflow's corpus (real clinical text)."""
+    nlp = spacy.blank("en")
+    notes = []
+    for path in sorted((project / "corpus" / "unlabelled").glob("*.spacy")):
+        for i, doc in enumerate(DocBin().from_disk(path).get_docs(nlp.vocab)):
+            if i == n:
+                break
+            notes.append({"id": f"{path.stem}/{doc.user_data.get('doc_id', i)}", "text": doc.text})
+    return notes
+
+
+def bad_folder(folder: Path, notes: list[dict]) -> None:
+    folder.mkdir()
+    for i, note in enumerate(notes):
+        (folder / f"note{i:02d}.txt").write_text(note["text"], encoding="utf-8")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "latin1.txt").write_bytes("Patient c\xe9phal\xe9e".encode("latin-1"))
+    (folder / "empty.txt").write_text("   \n")
+    (folder / "nul.txt").write_bytes(b"aspirin\x00daily")
+
+
+# --- reading and writing ---------------------------------------------------------------------
+
+
+def test_reading_all_three_kinds_with_bad_notes(tmp_path, data_dir):
+    bad_folder(tmp_path / "notes", [{"text": "Takes aspirin."}])
+    got = {n.id: n.error for n in read_notes(tmp_path / "notes")}
+    assert got == {
+        "empty": "empty",
+        "note00": None,
+        "nul": "contains NUL bytes",
+        "sub/latin1": "not valid UTF-8 (byte offset 9)",
+    }
+    lines = [
+        b'{"id": "a", "text": "Takes aspirin."}',
+        b"{not json",
+        b'{"id": "c", "note": "x"}',
+        b'{"id": "d", "text": "\xff"}',
+    ]
+    (tmp_path / "notes.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    got = [(n.id, n.error) for n in read_notes(tmp_path / "notes.jsonl")]
+    assert got[0] == ("a", None)
+    assert got[1][0] == "notes.jsonl:2" and got[1][1].startswith("line 2: not JSON")
+    assert got[2] == ("c", "line 3: no string field 'text'")
+    assert got[3][0] == "notes.jsonl:4" and "not valid UTF-8" in got[3][1]
+    # a real CSV: ACI-Bench visit notes, text in `note`, id in `encounter_id`
+    aci = data_dir / "aci_bench" / "valid.csv"
+    notes = list(read_notes(aci, text_column="note", id_column="encounter_id"))
+    assert len(notes) == 20 and all(n.error is None and len(n.text) > 500 for n in notes)
+    assert notes[0].id == "D2N068"
+    with pytest.raises(CorpusFormatError, match="no column 'text'"):
+        list(read_notes(aci))
+
+
+def test_csv_row_with_bytes_that_are_not_utf8_is_an_error_record(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_bytes(b"id,text\n1,Takes aspirin.\n2,c\xe9phal\xe9e\n3,Denies fever.\n")
+    assert [(n.id, n.error) for n in read_notes(path)] == [
+        ("1", None),
+        ("2", "line 3: not valid UTF-8"),
+        ("3", None),
+    ]
+
+
+def test_resume_cuts_off_what_a_killed_run_left_half_written(tmp_path):
+    out = Output(tmp_path / "out.jsonl", "jsonl")
+    out.write(['{"id": "a", "entities": []}', '{"id": "b", "entities": []}'])
+    with out.path.open("a") as f:
+        f.write('{"id": "c", "enti')  # killed mid-line
+    assert out.resume() == {"a", "b"}
+    assert out.path.read_text().endswith('"b", "entities": []}\n')
+    csv_out = Output(tmp_path / "out.csv", "csv")
+    ent = {"start": 0, "end": 7, "label": "MEDICATION", "text": "aspirin\nlow", "code": "RXNORM:1191"}
+    csv_out.write(
+        [json.dumps({"id": "a", "entities": [ent, ent]}), json.dumps({"id": "b", "entities": [ent]})]
+    )
+    rows = list(csv.DictReader(csv_out.path.open()))
+    assert [r["id"] for r in rows] == ["a", "a", "b"] and rows[0]["text"] == "aspirin low"
+    # the last note's rows may be incomplete after a kill: it is redone
+    assert csv_out.resume() == {"a"}
+    assert [r["id"] for r in csv.DictReader(csv_out.path.open())] == ["a", "a"]
+
+
+# --- the user's way: a fresh venv, the model wheel and `[extract]` ------------------------------
+
+
+@pytest.fixture(scope="module")
+def extract_venv(workflow_project, tmp_path_factory) -> Path:
+    """A venv with CPU torch, the built model wheel and the project's [extract] extra, nothing else."""
+    wheel = sorted((workflow_project / "packages").glob("en_clin_distilled-*/dist/*.whl"))[-1]
+    source = tmp_path_factory.mktemp("source")
+    shutil.copyfile(ROOT / "pyproject.toml", source / "pyproject.toml")
+    shutil.copytree(
+        ROOT / "clin_distill", source / "clin_distill", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    venv = tmp_path_factory.mktemp("extract") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    cmd = [str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheel), f"{source}[extract]"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return venv / "bin"
+
+
+def run_extract(bin_dir: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    cmd = [str(bin_dir / "clin-distill"), "extract", *args, "--batch-size", "4", "--flush-every", "4"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=bin_dir, **kwargs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_extract_on_a_folder_from_the_wheel(extract_venv, workflow_project, tmp_path):
+    notes = real_notes(workflow_project, 4)
+    bad_folder(tmp_path / "notes", notes)
+    (tmp_path / "notes" / "context.txt").write_text(
+        "HISTORY OF PRESENT ILLNESS: She denies chest pain. She takes metformin for type 2 diabetes mellitus."
+    )
+    result = run_extract(extract_venv, str(tmp_path / "notes"), "-o", str(tmp_path / "out.jsonl"))
+    assert "notes/s" in result.stderr  # the tqdm bar
+    assert f"{len(notes) + 4} notes" in result.stdout and "3 errors" in result.stdout
+    for note in notes:  # no note text in what the command prints
+        assert note["text"][:40] not in result.stdout + result.stderr
+    out = {r["id"]: r for r in records(tmp_path / "out.jsonl")}
+    assert set(out) == {f"note{i:02d}" for i in range(len(notes))} | {"sub/latin1", "empty", "nul", "context"}
+    assert out["nul"] == {"id": "nul", "error": "contains NUL bytes"}
+    ents = out["context"]["entities"]
+    by_text = {e["text"].lower(): e for e in ents}
+    assert by_text["chest pain"]["negated"] is True and by_text["chest pain"]["label"] == "SYMPTOM"
+    assert by_text["metformin"]["code"] == "RXNORM:6809" and by_text["metformin"]["code_system"] == "RxNorm"
+    assert by_text["metformin"]["section"] == "history_of_present_illness"
+    found = []
+    for i, note in enumerate(notes):
+        for e in out[f"note{i:02d}"]["entities"]:
+            assert note["text"][e["start"] : e["end"]] == e["text"]  # offsets into the note as read
+            found.append(e)
+    assert found and sum(e["code"] is not None for e in found) / len(found) > 0.5
+
+
+def test_extract_csv_to_csv_from_the_wheel(extract_venv, workflow_project, tmp_path):
+    notes = real_notes(workflow_project, 4)
+    with (tmp_path / "notes.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, ["note_id", "body"])
+        writer.writeheader()
+        writer.writerows({"note_id": n["id"], "body": n["text"]} for n in notes)
+        writer.writerow({"note_id": "blank", "body": ""})
+    args = [str(tmp_path / "notes.csv"), "-o", str(tmp_path / "out.csv"), "--text-column", "body"]
+    result = run_extract(extract_venv, *args, "--id-column", "note_id")
+    assert f"{len(notes) + 1} notes" in result.stdout and "1 errors" in result.stdout
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert {r["id"] for r in rows} == {n["id"] for n in notes} | {"blank"}
+    (blank,) = [r["error"] for r in rows if r["id"] == "blank"]
+    assert blank.startswith("line ") and blank.endswith(": empty")  # the CSV's line, not the note's text
+    labelled = [r for r in rows if r["label"]]
+    assert len(labelled) > 10 and {r["label"] for r in labelled} <= {"MEDICATION", "DISEASE", "SYMPTOM"}
+    assert any(r["code"] for r in labelled) and all(r["negated"] in ("True", "False") for r in labelled)
+
+
+def test_extract_jsonl_resumes_after_a_kill(extract_venv, workflow_project, tmp_path):
+    notes = real_notes(workflow_project, 6)
+    src = tmp_path / "notes.jsonl"
+    src.write_text("".join(json.dumps(n) + "\n" for n in notes))
+    run_extract(extract_venv, str(src), "-o", str(tmp_path / "whole.jsonl"))
+    whole = (tmp_path / "whole.jsonl").read_text()
+    assert len(whole.splitlines()) == len(notes)
+    # kill a run once it has written its first batch, then rerun it
+    cut = tmp_path / "cut.jsonl"
+    cmd = [str(extract_venv / "clin-distill"), "extract", str(src), "-o", str(cut)]
+    cmd += ["--flush-every", "2", "--batch-size", "4"]
+    proc = subprocess.Popen(cmd, cwd=extract_venv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and (not cut.exists() or cut.stat().st_size == 0):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(cut.read_text().splitlines())
+    assert 0 < done < len(notes)
+    result = run_extract(extract_venv, str(src), "-o", str(cut))
+    assert f"{done:,} already done" in result.stdout
+    assert cut.read_text() == whole
+    # and once complete, a rerun labels nothing
+    assert (
+        f"0 notes, 0 entities, 0 errors, {len(notes)} already done"
+        in run_extract(extract_venv, str(src), "-o", str(cut)).stdout
+    )
+
+
+# --- Ray ------------------------------------------------------------------------------------
+
+
+def test_ray_output_identical_to_one_process(workflow_project, tmp_path):
+    import ray
+
+    notes = real_notes(workflow_project, 4)
+    src = tmp_path / "notes.jsonl"
+    src.write_text("".join(json.dumps(n) + "\n" for n in notes) + '{"id": "bad", "text": ""}\n')
+    model = str(workflow_project / PACKAGED)
+    single = extract(read_notes(src), Output(tmp_path / "single.jsonl", "jsonl"), model, 4, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        on_ray = extract(
+            read_notes(src), Output(tmp_path / "ray.jsonl", "jsonl"), model, 4,
+            progress=False, ray_address="local", ray_workers=2,
+        )  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "single.jsonl").read_bytes()
+    assert (on_ray.notes, on_ray.entities, on_ray.errors) == (single.notes, single.entities, 1)
+    assert single.entities > 0
+
+
+@pytest.mark.full
+def test_extract_benchmark_over_all_unlabelled_notes(workflow_project):
+    """`bench` ran `benchmark-extract` over the 2,213 notes: Ray identical, one process fast."""
+    report = json.loads((workflow_project / "reports" / "extract.json").read_text())
+    assert report["notes"] == 2213
+    assert all(run["identical_to_single"] for run in report["runs"].values())
+    assert report["ratio_to_model"] >= 0.8

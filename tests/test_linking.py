@@ -1,0 +1,95 @@
+"""`clin_linker`: codes from the teachers' lexicons, built by the workflow's `linker` step."""
+
+import json
+
+import pytest
+import spacy
+from spacy.tokens import Span
+
+from clin_distill.linking.linker import abbreviation_pairs, normalise
+
+
+@pytest.fixture(scope="module")
+def linker_nlp(workflow_project):
+    return spacy.load(workflow_project / "training" / "linker")
+
+
+def entities(nlp, text, marked):
+    """A doc of `text` with the given (surface, label) pairs as entities, in order of appearance."""
+    doc = nlp.make_doc(text)
+    spans, start = [], 0
+    for surface, label in marked:
+        begin = text.index(surface, start)
+        spans.append(doc.char_span(begin, begin + len(surface), label=label))
+        start = begin + len(surface)
+    doc.set_ents(spans)
+    return nlp(doc)
+
+
+def test_codes_from_the_lexicons_with_their_systems(linker_nlp):
+    doc = entities(
+        linker_nlp,
+        "Started metformin for type 2 diabetes mellitus; denies chest pain.",
+        [("metformin", "MEDICATION"), ("type 2 diabetes mellitus", "DISEASE"), ("chest pain", "SYMPTOM")],
+    )
+    ents = {e.text: e for e in doc.ents}
+    assert ents["metformin"].kb_id_ == "RXNORM:6809" and ents["metformin"]._.code_system == "RxNorm"
+    diabetes = ents["type 2 diabetes mellitus"]
+    assert diabetes.kb_id_.startswith("ICD10CM:E11") and diabetes._.code_system == "ICD-10-CM"
+    assert any(c.startswith("MESH:") for c in diabetes._.codes)  # through the Disease Ontology's xrefs
+    assert ents["chest pain"].kb_id_ and ents["chest pain"]._.link == "exact"
+
+
+def test_abbreviation_takes_its_long_forms_codes(linker_nlp):
+    text = "Chronic obstructive pulmonary disease (COPD) is stable. COPD inhaler daily."
+    doc = entities(
+        linker_nlp,
+        text,
+        [("Chronic obstructive pulmonary disease", "DISEASE"), ("COPD", "DISEASE"), ("COPD", "DISEASE")],
+    )
+    long, short, again = doc.ents
+    assert long.kb_id_ and short.kb_id_ == long.kb_id_ == again.kb_id_
+    assert {short._.link, again._.link} == {"abbreviation"}
+    assert normalise("COPD") in abbreviation_pairs(doc)
+
+
+def test_unknown_mention_gets_no_code_and_partial_match_finds_the_head(linker_nlp):
+    doc = entities(
+        linker_nlp,
+        "Known severe essential hypertension; also qwertyitis.",
+        [("severe essential hypertension", "DISEASE"), ("qwertyitis", "DISEASE")],
+    )
+    head, unknown = doc.ents
+    assert head._.link == "partial" and head.kb_id_
+    assert unknown.kb_id_ == "" and unknown._.codes == [] and unknown._.code_system is None
+
+
+def test_linking_report_measured_on_gold_mentions(workflow_project):
+    report = json.loads((workflow_project / "reports" / "linking.json").read_text())
+    for split in ("dev", "test"):
+        for label in ("MEDICATION", "DISEASE"):
+            s = report[split]["shipped"][label]
+            assert s["mentions"] > 1000 and 0 < s["known"] <= s["mentions"]
+            assert 0 < s["accuracy"] <= 1 and s["accuracy_all_mentions"] <= s["accuracy"]
+    # the shipped fallbacks (abbreviations, partial matches) were kept because they help on dev
+    dev = report["dev"]
+    for label in ("MEDICATION", "DISEASE"):
+        assert dev["shipped"][label]["accuracy"] > dev["exact only"][label]["accuracy"]
+
+
+def test_packaged_model_ends_with_the_linker(workflow_project):
+    pipeline = next(
+        (workflow_project / "packages").glob("en_clin_distilled-*/en_clin_distilled/en_clin_distilled-*")
+    )
+    config = spacy.util.load_config(pipeline / "config.cfg")
+    assert config["nlp"]["pipeline"][-1] == "clin_linker"
+    assert (pipeline / "clin_linker" / "keys.npy").exists()
+
+
+def test_doc_ents_keep_other_labels_untouched(linker_nlp):
+    doc = linker_nlp.make_doc("Seen by Dr Smith for asthma.")
+    doc.set_ents([Span(doc, 2, 4, "PERSON"), Span(doc, 5, 6, "DISEASE")])
+    doc = linker_nlp(doc)
+    person, asthma = doc.ents
+    assert person.label_ == "PERSON" and person.kb_id_ == ""
+    assert asthma.kb_id_
