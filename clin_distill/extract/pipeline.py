@@ -90,7 +90,4 @@ def note_record(note_id: str, doc: Doc | None = None, error: str | None = None) 
     if error is not None:
         return json.dumps({"id": note_id, "error": error}, ensure_ascii=False)
     assert doc is not None
-    entities = doc.user_data.get("clin_entities")
-    if entities is None:
-        entities = [entity_record(e) for e in doc.ents]
-    return json.dumps({"id": note_id, "entities": entities}, ensure_ascii=False)
+    return json.dumps({"id": note_id, "entities": doc.user_data["clin_entities"]}, ensure_ascii=False)

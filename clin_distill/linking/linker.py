@@ -263,17 +263,6 @@ for _attr in ("codes", "code_system", "link"):
         Span.set_extension(_attr, default=None)
 
 
-def make_linker(
-    nlp: Language,
-    name: str,
-    tables: dict[str, str],
-    abbreviations: bool,
-    partial: bool,
-    derivations: list[list[str]],
-) -> Linker:
-    return Linker(nlp, name, tables, abbreviations, partial, derivations)
-
-
 if not Language.has_factory(FACTORY):
     Language.factory(
         FACTORY,
@@ -283,4 +272,4 @@ if not Language.has_factory(FACTORY):
             "partial": True,
             "derivations": DERIVATIONS,
         },
-    )(make_linker)
+    )(Linker)
