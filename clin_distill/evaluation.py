@@ -17,6 +17,7 @@ import spacy
 from spacy import displacy
 from spacy.tokens import Doc, DocBin, Span
 
+from .combine.inputs import load_docs, read_calibration
 from .combine.strategies import combine
 from .labels import GOLD_LABELS, LABELS
 from .reports import markdown_table, write_report
@@ -38,6 +39,8 @@ def evaluate(
     n_boot: int = 1000,
     show_docs: int = 3,
     limit: int = 0,
+    llm_dir: Path | None = None,
+    calibration: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score every model and the selected teacher combination on each gold test set (its first
     `limit` documents when limit > 0, for quick runs); write the JSON/Markdown report, the plot and
@@ -50,9 +53,12 @@ def evaluate(
         s: list(DocBin().from_disk(gold_dir / f"{s}_test.spacy").get_docs(vocab))[:n] for s in GOLD_LABELS
     }
     predictions: dict[str, dict[str, list[list[Span]]]] = {"teachers": {}}
+    table = read_calibration(calibration)
     for s in GOLD_LABELS:
-        labelled = list(DocBin().from_disk(labelled_dir / f"{s}_test.spacy").get_docs(vocab))[:n]
-        predictions["teachers"][s] = [combine(d, choice, combo["weights"]) for d in labelled]
+        labelled = load_docs(labelled_dir, f"{s}_test", llm_dir, table)[:n]
+        # Only the labels this set annotates: a label model is fitted per label on these docs.
+        annotated = {label: c for label, c in choice.items() if label in GOLD_LABELS[s]}
+        predictions["teachers"][s] = combine(labelled, annotated, combo["weights"])
     for name, path in models.items():
         nlp = spacy.load(path)
         predictions[name] = {

@@ -105,9 +105,38 @@ def results_table(evaluation: dict[str, Any]) -> list[str]:
     return table
 
 
-def model_card(name: str, combination: dict[str, Any], evaluation: dict[str, Any], encoder: str) -> str:
+def teacher_scores(combo: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{teacher: {label: strict F1 on the selection set}}: each teacher alone (its union result)."""
+    sel = combo["selection_set"]
+    out: dict[str, dict[str, float]] = {}
+    for label, results in combo.get("by_label", {}).items():
+        for r in results:
+            if len(r["subset"]) == 1 and r["strategy"] == "union" and r["scores"].get(sel):
+                out.setdefault(r["subset"][0], {})[label] = r["scores"][sel]["strict"]["f"]
+    return out
+
+
+def model_card(
+    name: str,
+    combination: dict[str, Any],
+    evaluation: dict[str, Any],
+    encoder: str,
+    teachers: dict[str, dict[str, float]] | None = None,
+    selection_set: str = "maccrobat_dev",
+) -> str:
     """meta.json's description, which `spacy package` turns into the package's README.md."""
-    selected = [f"- {label}: {' + '.join(s['subset'])} ({s['strategy']})" for label, s in combination.items()]
+    on = "the mean over the gold dev sets" if selection_set == "dev_mean" else selection_set
+    selected = [
+        f"- {label}: {' + '.join(s['subset'])} ({s['strategy']}, "
+        f"strict F1 {s['strict_f']:.3f} on {on})"
+        for label, s in combination.items()
+    ]
+    if teachers:
+        selected.append(f"\nEach teacher alone, strict F1 on {on} (calibrated):\n")
+        selected += [
+            f"- {t}: " + ", ".join(f"{label} {f:.3f}" for label, f in labels.items())
+            for t, labels in teachers.items()
+        ]
     paragraphs = [
         "Clinical NER (MEDICATION, DISEASE, SYMPTOM): a spacy-transformers student distilled from teachers "
         "(the teacher combination is listed below). Trained only on teacher labels of unlabelled notes; "
@@ -139,13 +168,23 @@ def build_meta(
         "lang": "en",
         "name": name,
         "version": version,
-        "description": model_card(name, combo["selected"], ev, encoder_description(model_dir)),
+        "description": model_card(
+            name,
+            combo["selected"],
+            ev,
+            encoder_description(model_dir),
+            teacher_scores(combo),
+            combo["selection_set"],
+        ),
         "author": "clin-distill contributors",
         "license": "CC BY 4.0 (trained on CC BY 4.0 data)",
         "sources": [{"name": n, "url": u, "license": lic} for n, u, lic in SOURCES],
         "labels": model_meta.get("labels", {}),
         "performance": model_meta.get("performance", {}),
-        "teacher_combination": combo["selected"],
+        "teacher_combination": {
+            label: {k: v for k, v in s.items() if k != "scores"} for label, s in combo["selected"].items()
+        },
+        "teacher_scores": {"selection_set": combo["selection_set"], "strict_f": teacher_scores(combo)},
         "evaluation": ev,
         "project": yaml.safe_load(project_file.read_text()).get("title", ""),
         # spaCy adds itself and spacy-transformers; spaCy 3.7.5 imports click, which the typer that

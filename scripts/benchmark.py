@@ -15,7 +15,7 @@ def main(
     llm_report: Path,
     report: Path,
     prices_path: Path = typer.Option(..., "--prices"),
-    teachers: list[Path] = typer.Option([], "--teacher"),
+    teachers: Path = typer.Option(None, "--teachers", help="Folder of teacher pipelines"),
     llm_config: Path = typer.Option(None, "--llm-config"),
     gold: Path = typer.Option(None, "--gold", help="Gold DocBin: strict F1 of each encoder"),
     notes: int = typer.Option(300, help="Real notes in the throughput sample"),

@@ -15,8 +15,12 @@ def main(
     report: Path,
     sources: list[str] = typer.Option(..., "--source", help="Teacher-labelled DocBin name, e.g. aci_bench"),
     dev_percent: int = typer.Option(10),
+    llm_dir: Path = typer.Option(None, help="LLM teachers' span groups (corpus/llm)"),
+    calibration: Path = typer.Option(None, help="Calibration table from `weasel run calibrate`"),
 ) -> None:
-    stats = write_distilled_corpus(labelled_dir, combinations, out_dir, report, sources, dev_percent)
+    stats = write_distilled_corpus(
+        labelled_dir, combinations, out_dir, report, sources, dev_percent, llm_dir, calibration
+    )
     typer.echo(f"train {stats['train']}\ndev {stats['dev']}")
 
 

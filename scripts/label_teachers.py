@@ -10,9 +10,9 @@ from clin_distill.teachers.labelling import label_docbin, load_teachers
 def main(
     corpus_dir: Path,
     out_dir: Path,
-    teachers: list[Path] = typer.Option(..., "--teacher", help="Assembled teacher pipeline folder"),
+    teachers_dir: Path = typer.Argument(..., help="Folder of assembled teacher pipelines"),
 ) -> None:
-    pipelines = load_teachers(teachers)
+    pipelines = load_teachers(teachers_dir)
     inputs = sorted((corpus_dir / "unlabelled").glob("*.spacy"))
     # Gold texts: train/dev for the combination search and the student; test only so that the
     # teacher baseline can be scored. Their gold labels stay in doc.ents, untouched.

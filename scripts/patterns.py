@@ -1,4 +1,6 @@
-"""Step `patterns`: lexicons -> corpus/patterns/<teacher>.jsonl, counts -> reports/patterns.{json,md}."""
+"""Step `patterns`: lexicons -> corpus/patterns/<source>.jsonl, one ontology teacher per lexicon source
+(named after it), counts -> reports/patterns.{json,md}. A group of lexicons.cfg (rxnorm, snomed) sets
+the options its sources share and is one table of the linker."""
 
 from pathlib import Path
 
@@ -14,16 +16,16 @@ def main(config_path: Path, out_dir: Path, report: Path) -> None:
     config = load_config(config_path, interpolate=True)
     stop = load_stop_list(Path(config["paths"]["stop_list"]))
     resolved = registry.resolve({k: v for k, v in config.items() if k != "paths"})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.jsonl"):  # a source taken out of lexicons.cfg stops being a teacher
+        stale.unlink()
     summary = {}
-    for teacher, spec in resolved.items():
-        terms = [t for source_terms in spec["sources"].values() for t in source_terms]
-        patterns, counts = build_patterns(
-            terms, stop, spec["source_priority"], spec.get("add_plurals", False)
-        )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        srsly.write_jsonl(out_dir / f"{teacher}.jsonl", patterns)
-        summary[teacher] = {source: dict(sorted(c.items())) for source, c in sorted(counts.items())}
-        typer.echo(f"{teacher}: {len(patterns):,} patterns {dict(counts['_patterns'])}")
+    for spec in resolved.values():
+        for teacher, terms in spec["sources"].items():
+            patterns, counts = build_patterns(terms, stop, [teacher], spec.get("add_plurals", False))
+            srsly.write_jsonl(out_dir / f"{teacher}.jsonl", patterns)
+            summary[teacher] = {source: dict(sorted(c.items())) for source, c in sorted(counts.items())}
+            typer.echo(f"{teacher}: {len(patterns):,} patterns {dict(counts['_patterns'])}")
     rows = []
     for teacher, sources in summary.items():
         for source, c in sources.items():

@@ -9,16 +9,16 @@ from spacy.tokens import DocBin
 from clin_distill.labels import GOLD_LABELS
 from clin_distill.reports import write_report
 from clin_distill.scoring import score
-from clin_distill.teachers.labelling import load_teachers, words_per_second
+from clin_distill.teachers.labelling import load_teachers, teacher_labels, words_per_second
 
 
 def main(
     labelled_dir: Path,
     unlabelled_dir: Path,
     report: Path,
-    teachers: list[Path] = typer.Option(..., "--teacher"),
+    teachers_dir: Path,
 ) -> None:
-    pipelines = load_teachers(teachers)
+    pipelines = load_teachers(teachers_dir)
     vocab = next(iter(pipelines.values())).vocab
     texts = [
         d.text for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab)
@@ -28,7 +28,7 @@ def main(
     for name, nlp in pipelines.items():
         wps, words = words_per_second(nlp, texts, repeats=2)
         out["speed_corpus"]["words"] = words
-        emits = set(nlp.get_pipe(name).labels)  # score only what the teacher can label
+        emits = set(teacher_labels(nlp))  # score only what the teacher can label
         scores = {
             f"{s}_dev": score(
                 ((d.spans[name], d) for d in docs), [lb for lb in GOLD_LABELS[s] if lb in emits]

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, DocBin, Span
 
+from clin_distill.combine.calibrate import calibrate_docs, calibration_table
 from clin_distill.combine.distil import distil_docs, is_dev
-from clin_distill.combine.search import search, select, subsets
-from clin_distill.combine.strategies import STRATEGIES, combine, intersection, majority, union, weighted
+from clin_distill.combine.inputs import load_docs
+from clin_distill.combine.label_model import label_model
+from clin_distill.combine.search import (
+    ALL_STRATEGIES,
+    DEV_MEAN,
+    expand,
+    namers,
+    search_label,
+    select,
+    subsets,
+    teacher_weights,
+)
+from clin_distill.combine.strategies import combine, intersection, majority, union, weighted
 from clin_distill.scoring import score
 
 WORDS = "severe chest pain and acute renal failure after ibuprofen use".split()
@@ -72,10 +84,16 @@ def test_weighted_vote_uses_precision_weights(doc):
 def test_combine_resolves_cross_label_overlaps(doc):
     selected = {"DISEASE": (["a"], "union"), "SYMPTOM": (["c"], "union"), "MEDICATION": (["a"], "union")}
     # c's SYMPTOM 5-7 lies inside a's DISEASE 4-7: the longer span wins.
-    assert keys(combine(doc, selected, {})) == [(2, 3, "SYMPTOM"), (4, 7, "DISEASE"), (8, 9, "MEDICATION")]
+    assert keys(combine([doc], selected, {})[0]) == [
+        (2, 3, "SYMPTOM"),
+        (4, 7, "DISEASE"),
+        (8, 9, "MEDICATION"),
+    ]
+    with pytest.raises(ValueError, match="did not label"):
+        combine([doc], {"DISEASE": (["a", "llm"], "union")}, {})
 
 
-def test_search_scores_every_subset_and_selects_per_label():
+def test_search_scores_every_subset_per_label_and_selects_on_the_selection_set():
     gold = [(1, 3, "SYMPTOM"), (4, 7, "DISEASE"), (8, 9, "MEDICATION")]
     docs = [
         make_doc(
@@ -86,18 +104,111 @@ def test_search_scores_every_subset_and_selects_per_label():
             },
             ents=gold,
         )
+        for _ in range(4)
     ]
     teachers = ["good_med", "good_dis", "noisy"]
-    results = search({"maccrobat": docs}, teachers, {})
-    assert len(subsets(teachers)) == 7
-    assert len(results) == (2**3 - 1) * len(STRATEGIES)
-    selected = select(results, "maccrobat_dev", ["MEDICATION", "DISEASE", "SYMPTOM"])
-    assert selected["MEDICATION"]["subset"] == ["good_med"]  # fewest teachers among equal F1
+    dev = {"maccrobat_dev": docs}
+    by_label = {}
+    for label in ("MEDICATION", "DISEASE", "SYMPTOM"):
+        own = namers(dev, teachers, label)
+        by_label[label] = search_label(dev, label, own, {t: 1.0 for t in own}, "maccrobat_dev")
+    # Each label is searched over the teachers that name it: 1, 2 and 1 of them.
+    assert [len(by_label[lb]) for lb in by_label] == [1 * 5, 3 * 5, 1 * 5]
+    assert len(subsets(teachers)) == 7 and len(ALL_STRATEGIES) == 5
+    rows = expand(by_label, teachers, "maccrobat_dev")
+    assert len(rows) == (2**3 - 1) * 5  # every subset x strategy, reduced per label to its namers
+    row = {(r[0], r[1]): r[2:] for r in rows}
+    assert row[("good_med", "union")] == [1.0, 0.0, 0.0]  # names no DISEASE or SYMPTOM: nothing predicted
+    selected = select(by_label, "maccrobat_dev")
+    assert selected["MEDICATION"]["subset"] == ["good_med"]
     # good_dis alone also labels "chest pain" DISEASE (F1 0.67); agreeing with noisy on the
-    # overlapping 4-7 / 5-7 and dropping the unsupported span gives F1 1.0.
-    assert selected["DISEASE"] == {"subset": ["good_dis", "noisy"], "strategy": "majority", "strict_f": 1.0}
-    best_symptom = max(r["scores"]["maccrobat_dev"]["SYMPTOM"]["strict"]["f"] for r in results)
+    # overlapping 4-7 / 5-7 and dropping the unsupported span gives F1 1.0 (majority is the first
+    # strategy reaching it; fewer teachers would win a tie).
+    assert selected["DISEASE"]["subset"] == ["good_dis", "noisy"]
+    assert selected["DISEASE"]["strategy"] == "majority" and selected["DISEASE"]["strict_f"] == 1.0
+    best_symptom = max(r["scores"]["maccrobat_dev"]["strict"]["f"] for r in by_label["SYMPTOM"])
     assert selected["SYMPTOM"]["strict_f"] == best_symptom
+
+
+def test_dev_mean_selects_what_holds_on_every_dev_set():
+    """`a` is perfect on maccrobat_dev and wrong on bc5cdr_dev; `a` and `b` agreeing (majority) is
+    right on both. An LLM-like teacher that labelled maccrobat_dev only cannot compete on the mean."""
+    gold = [(4, 7, "DISEASE")]
+    mac = [
+        make_doc({"a": [(4, 7, "DISEASE")], "b": [(4, 7, "DISEASE"), (1, 3, "DISEASE")], "llm": gold}, gold)
+        for _ in range(3)
+    ]
+    bc5 = [make_doc({"a": [(5, 7, "DISEASE")], "b": [(4, 7, "DISEASE")]}, gold) for _ in range(3)]
+    dev = {"maccrobat_dev": mac, "bc5cdr_dev": bc5}
+    teachers = ["a", "b", "llm"]
+    weights = teacher_weights(dev, teachers, ["DISEASE"], DEV_MEAN)["DISEASE"]
+    assert weights == {"a": 0.5, "b": 0.6667, "llm": 1.0}  # pooled over the sets each one labelled
+    results = {"DISEASE": search_label(dev, "DISEASE", teachers, weights, DEV_MEAN)}
+    index = {("+".join(r["subset"]), r["strategy"]): r["scores"] for r in results["DISEASE"]}
+    assert index[("a", "union")][DEV_MEAN]["strict"]["f"] == 0.5
+    assert index[("llm", "union")][DEV_MEAN] is None and index[("llm", "union")]["bc5cdr_dev"] is None
+    on_one = select(results, "maccrobat_dev")["DISEASE"]
+    assert on_one["subset"] == ["a"] and on_one["strict_f"] == 1.0
+    on_mean = select(results, DEV_MEAN)["DISEASE"]
+    assert (on_mean["subset"], on_mean["strategy"], on_mean["strict_f"]) == (["a", "b"], "majority", 1.0)
+
+
+def test_label_model_votes_with_the_teachers_and_cleans_up(doc):
+    docs = [doc] + [make_doc({"a": [(1, 3, "SYMPTOM")], "b": [(1, 3, "SYMPTOM")]}) for _ in range(5)]
+    before = [{k: keys(v) for k, v in d.spans.items()} for d in docs]
+    out = label_model(docs, "SYMPTOM", ["a", "b"])
+    assert [{k: keys(v) for k, v in d.spans.items()} for d in docs] == before  # no temporary group left
+    for d, spans in zip(docs, out, strict=True):
+        assert all(s.label_ == "SYMPTOM" for s in spans)
+        voted = {
+            t for k in ("a", "b") for s in d.spans[k] if s.label_ == "SYMPTOM" for t in range(s.start, s.end)
+        }
+        assert {t for s in spans for t in range(s.start, s.end)} <= voted  # only where a teacher voted
+    assert all(keys(o) == [(1, 3, "SYMPTOM")] for o in out[1:])  # both teachers agree: kept
+    assert label_model(docs, "MEDICATION", ["b"]) == [[] for _ in docs]  # b never names MEDICATION
+
+
+def test_calibration_relabels_or_drops_frequent_imprecise_terms_only():
+    # "failure" as DISEASE: 4 times, never gold -> dropped; "pain" as DISEASE: 3 times, gold
+    # SYMPTOM each time -> relabelled; "ibuprofen": 2 times, below the minimum count -> kept.
+    docs = [
+        make_doc(
+            {"t": [(2, 3, "DISEASE"), (6, 7, "DISEASE"), (8, 9, "MEDICATION")]},
+            ents=[(2, 3, "SYMPTOM"), (4, 7, "DISEASE")],
+        )
+        for _ in range(4)
+    ]
+    docs[2].spans["t"] = [Span(docs[2], 2, 3, "DISEASE"), Span(docs[2], 6, 7, "DISEASE")]
+    docs[3].spans["t"] = [Span(docs[3], 6, 7, "DISEASE")]
+    table = calibration_table({"maccrobat_dev": docs}, ["t"], min_count=3, min_precision=0.25)
+    assert table["t"] == {
+        "DISEASE|failure": {"n": 4, "precision": 0.0, "action": "drop"},
+        "DISEASE|pain": {"n": 3, "precision": 0.0, "action": "relabel", "label": "SYMPTOM"},
+    }
+    # NCBI annotates only DISEASE: there the gold SYMPTOM of "pain" is no evidence, it is dropped.
+    assert calibration_table({"ncbi_dev": docs}, ["t"])["t"]["DISEASE|pain"]["action"] == "drop"
+    out = list(calibrate_docs(docs, table))
+    assert keys(out[0].spans["t"]) == [(2, 3, "SYMPTOM"), (8, 9, "MEDICATION")]
+
+
+def test_llm_spans_join_the_teacher_docs_by_id(tmp_path):
+    a = make_doc({"rules": [(8, 9, "MEDICATION")]})
+    b = make_doc({"rules": []})
+    a.user_data["doc_id"], b.user_data["doc_id"] = "note:1", "note:2"
+    DocBin(docs=[a, b], store_user_data=True).to_disk(tmp_path / "maccrobat_dev.spacy")
+    llm = make_doc({"smollm2": [(4, 7, "DISEASE")]})
+    llm.user_data["doc_id"] = "note:2"
+    (tmp_path / "llm" / "smollm2").mkdir(parents=True)
+    DocBin(docs=[llm], store_user_data=True).to_disk(tmp_path / "llm" / "smollm2" / "maccrobat_dev.spacy")
+    docs = load_docs(tmp_path, "maccrobat_dev", tmp_path / "llm")
+    assert "smollm2" not in docs[0].spans  # the LLM did not label note:1
+    assert keys(docs[1].spans["smollm2"]) == [(4, 7, "DISEASE")]
+    other = Doc(spacy.blank("en").vocab, words=["other", "words"])
+    other.spans["smollm2"] = []
+    other.user_data["doc_id"] = "note:1"
+    DocBin(docs=[other], store_user_data=True).to_disk(tmp_path / "llm" / "smollm2" / "maccrobat_dev.spacy")
+    with pytest.raises(ValueError, match="note:1 has other tokens"):
+        load_docs(tmp_path, "maccrobat_dev", tmp_path / "llm")
 
 
 def test_distil_docs_drops_gold_and_writes_ents(doc):
@@ -131,7 +242,7 @@ def test_score_agrees_with_spacy_scorer(workflow_project):
         c.spans["x"] = [Span(c, s.start, s.end, s.label_) for s in spans]
         return c
 
-    pred = {id(d): list(d.spans["rxnorm"]) + list(d.spans["snomed"]) for d in docs}
+    pred = {id(d): list(d.spans["drug_ner"]) + list(d.spans["icd10cm"]) for d in docs}
     examples = [Example(copy(d, pred[id(d)]), copy(d, d.ents)) for d in docs]
     spacy_scores = Scorer.score_spans(examples, "x", getter=lambda d, a: d.spans[a], allow_overlap=True)
     ours = score(((pred[id(d)], d) for d in docs), ["MEDICATION", "DISEASE", "SYMPTOM"])

@@ -119,3 +119,61 @@ def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(
     assert "not allowed" in skip_reason(hosted, allow_remote=False)
     with pytest.raises(RemoteEndpointRefused):
         load_teacher(hosted, tmp_path / "hosted", overrides={"paths.examples": str(gold_train)})
+
+
+def test_bounded_concurrency_against_the_real_server(notes, gold_train, tmp_path, monkeypatch):
+    """`max_concurrency` requests in flight at once, answers back to their own notes, a failed
+    request recorded and never cached, a cached rerun sending nothing. llama-cpp-python's server
+    answers one request at a time (one lock, no slots), so this proves the client side only; a
+    server with slots (llama.cpp's `llama-server -np N`, vLLM, hosted APIs) also runs them at once."""
+    import threading
+
+    from clin_distill.llm import endpoint
+
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    real_request = endpoint.request
+
+    def counted(*args, **kwargs):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return real_request(*args, **kwargs)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    monkeypatch.setattr(endpoint, "request", counted)
+    log = tmp_path / "server.log"
+    base = {"paths.examples": str(gold_train), "components.llm.model.endpoint": ENDPOINT}
+    # Nothing listens on port 9: every request fails at once, each note is recorded as failed.
+    down = {**base, "components.llm.model.endpoint": "http://127.0.0.1:9/v1/chat/completions",
+            "components.llm.model.verify_url": "", "components.llm.model.max_tries": 1,
+            "components.llm.model.max_concurrency": 3}  # fmt: skip
+
+    def run(cache: str, overrides: dict, docs: list) -> list[dict]:
+        nlp = load_teacher(CONFIG, tmp_path / cache, overrides=overrides)
+        return [r for _, r in label_docs(nlp, [d.copy() for d in docs], batch_size=8)]
+
+    failed = run("cache", down, notes[:1])
+    assert failed[0]["status"] == "failed" and "cannot reach 127.0.0.1:9" in failed[0]["error"]
+    peak = 0
+    with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log):
+        conc = {**base, "components.llm.model.max_concurrency": 3}
+        seq = {**base, "components.llm.model.max_concurrency": 1}
+        # The same cache folder as the failed run: the failed note was not cached, it is asked now.
+        first = run("cache", conc, notes)
+        assert peak == 3  # 1 + 1 + the long note's shards: more prompts than the bound
+        served = served_requests(log)
+        peak = 0
+        one = run("seq", seq, notes)
+        assert peak == 1
+        again = run("cache", conc, notes)
+        assert served_requests(log) == served + sum(r["requests"] for r in one)  # the rerun sent nothing
+    assert all(r["status"] != "failed" for r in first + one)
+    assert not any(r["cached"] for r in first) and all(r["cached"] for r in again)
+    assert served == sum(r["requests"] for r in first)
+    # Each answer went back to its own note: the prompts' token counts match the one-at-a-time run.
+    assert [r["prompt_tokens"] for r in first] == [r["prompt_tokens"] for r in one]
+    assert [r["shards"] for r in first] == [r["shards"] for r in one]

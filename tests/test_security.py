@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import stat
 import threading
 import time
@@ -121,6 +122,14 @@ def model(endpoint: str, **settings):
     return openai_compatible("m", endpoint, api_key_env="", max_tries=1, interval=0.01, **settings)
 
 
+def failure(llm, prompt: str) -> str:
+    """The error of a chat request that failed: an empty answer carrying it (the note is then
+    recorded as failed and not cached)."""
+    [[answer]] = llm([[prompt]])
+    assert answer == "" and answer.error
+    return answer.error
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_redirect_of_the_chat_request_is_a_failed_request_not_followed(status, catcher):
     def redirecting(handler, body):
@@ -129,10 +138,10 @@ def test_redirect_of_the_chat_request_is_a_failed_request_not_followed(status, c
         send_json(handler, {}, status=status, Location=url(catcher))
 
     with serve("127.0.0.1", redirecting) as llm:
-        with pytest.raises(LLMRequestError, match=f"HTTP {status}.*redirect") as err:
-            model(url(llm))([[f"Paragraph: {NOTE}\nAnswer:"]])
+        error = failure(model(url(llm)), f"Paragraph: {NOTE}\nAnswer:")
+    assert re.search(f"HTTP {status}.*redirect", error)
     assert catcher.seen == []
-    assert "asthma" not in str(err.value) and "Roe" not in str(err.value)
+    assert "asthma" not in error and "Roe" not in error
 
 
 def test_redirect_of_the_model_check_does_not_carry_the_key(catcher, monkeypatch):
@@ -163,9 +172,9 @@ def test_failure_messages_never_repeat_the_servers_words(status):
         handler.end_headers()
 
     with serve("127.0.0.1", echoing) as llm:
-        with pytest.raises(LLMRequestError, match=f"HTTP {status}") as err:
-            model(url(llm))([[f"Paragraph: {NOTE}\nAnswer:"]])
-    assert "Roe" not in str(err.value) and "asthma" not in str(err.value)
+        error = failure(model(url(llm)), f"Paragraph: {NOTE}\nAnswer:")
+    assert f"HTTP {status}" in error
+    assert "Roe" not in error and "asthma" not in error
 
 
 @pytest.mark.parametrize("var", ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"])
@@ -224,11 +233,11 @@ def test_a_trickling_answer_is_cut_at_max_request_time(phase):
     with serve("127.0.0.1", trickle(phase)) as llm:
         slow = model(url(llm), max_request_time=1.0)
         start = time.monotonic()
-        with pytest.raises(TimeoutError, match="max_request_time") as err:
-            slow([[f"Paragraph: {NOTE}\nAnswer:"]])
+        error = failure(slow, f"Paragraph: {NOTE}\nAnswer:")
         elapsed = time.monotonic() - start
+    assert "max_request_time" in error
     assert elapsed < 2.0, f"{elapsed:.1f} s against a 1 s deadline"
-    assert "asthma" not in str(err.value)
+    assert "asthma" not in error
 
 
 def test_model_check_url_on_another_host_is_refused(catcher, monkeypatch):

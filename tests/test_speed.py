@@ -50,7 +50,7 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
         assert report["student"][key] > 0
     assert report["ceiling"]["words_per_second"] > 0
     assert 0 < report["ratio_to_ceiling"] <= 1.2
-    assert {"rxnorm", "snomed", "smollm2"} <= set(report["teachers"])
+    assert "smollm2" in report["teachers"] and len(report["teachers"]) >= 9
     assert {"student_cpu", "gpt-4o", "o1-mini", "gemini-flash"} <= set(report["cost_per_1k_notes_usd"])
     q = report["student_int8"]
     assert q["words_per_second"] > 0 and 0 < q["ratio_to_ceiling"] <= 1.2

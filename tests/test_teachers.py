@@ -1,4 +1,5 @@
-"""Ontology teachers as users load them: assembled pipelines writing span groups with codes."""
+"""Ontology and rule teachers as users load them: one assembled pipeline per source, each writing
+its own span group (named after it) with the source's codes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import spacy
 from spacy.tokens import DocBin
 
 NOTE = "Patient on metformin for type 2 diabetes, complains of headache."
+ONTOLOGY = ("rxnorm_prescribable", "drug_ner", "icd10cm", "disease_ontology", "hpo", "symptom_ontology")
+RULES = ("medication_rules", "disease_rules", "symptom_rules")
 
 
 def spans(nlp, text, key):
@@ -13,44 +16,65 @@ def spans(nlp, text, key):
     return [(s.text, s.label_, s.kb_id_) for s in doc.spans[key]]
 
 
-def test_note_gets_each_label_from_the_right_teacher(workflow_project):
-    rxnorm = spacy.load(workflow_project / "training" / "teachers" / "rxnorm")
-    snomed = spacy.load(workflow_project / "training" / "teachers" / "snomed")
-    assert spans(rxnorm, NOTE, "rxnorm") == [("metformin", "MEDICATION", "RXNORM:6809")]
-    found = {(text, label) for text, label, _ in spans(snomed, NOTE, "snomed")}
-    assert found == {("type 2 diabetes", "DISEASE"), ("headache", "SYMPTOM")}
-    assert all(code for _, _, code in spans(snomed, NOTE, "snomed"))
+def teacher(project, name):
+    return spacy.load(project / "training" / "teachers" / name)
+
+
+def test_each_source_is_a_teacher_with_its_own_codes(workflow_project):
+    found = {t: spans(teacher(workflow_project, t), NOTE, t) for t in ONTOLOGY}
+    assert found["rxnorm_prescribable"] == [("metformin", "MEDICATION", "RXNORM:6809")]
+    assert found["drug_ner"] == [("metformin", "MEDICATION", "DRUGNER:DB00331")]
+    assert found["icd10cm"] == [("headache", "SYMPTOM", "ICD10CM:R51")]  # chapter R: a symptom
+    assert found["symptom_ontology"] == [("headache", "SYMPTOM", "SYMP:0000504")]
+    # HPO names phenotypes of both kinds: its disease-like terms vote DISEASE.
+    assert [(t, lb) for t, lb, _ in found["hpo"]] == [("type 2 diabetes", "DISEASE"), ("headache", "SYMPTOM")]
+    text = "He was started on lisinopril 10 mg daily and presented with chest pain and acute renal failure."
+    assert spans(teacher(workflow_project, "disease_ontology"), text, "disease_ontology") == [
+        ("renal failure", "DISEASE", "DOID:1074")
+    ]
+
+
+def test_rule_teachers_fire_on_stems_suffixes_heads_and_cues(workflow_project):
+    text = "He was started on lisinopril 10 mg daily and presented with chest pain and acute renal failure."
+    assert spans(teacher(workflow_project, "medication_rules"), text, "medication_rules") == [
+        ("lisinopril", "MEDICATION", "")
+    ]
+    assert spans(teacher(workflow_project, "disease_rules"), text, "disease_rules") == [
+        ("acute renal failure", "DISEASE", "")
+    ]
+    assert spans(teacher(workflow_project, "symptom_rules"), text, "symptom_rules") == [
+        ("chest pain", "SYMPTOM", "")
+    ]
+    assert spans(teacher(workflow_project, "disease_rules"), "The diagnosis was made.", "disease_rules") == []
 
 
 def test_stop_listed_terms_do_not_fire(workflow_project):
-    rxnorm = spacy.load(workflow_project / "training" / "teachers" / "rxnorm")
-    snomed = spacy.load(workflow_project / "training" / "teachers" / "snomed")
     text = "Blood pressure is correct. She drinks alcohol. The disease is a cold."
-    assert spans(rxnorm, text, "rxnorm") == []
-    assert spans(snomed, text, "snomed") == []
+    for name in ONTOLOGY:
+        assert spans(teacher(workflow_project, name), text, name) == [], name
     # The same words inside a longer term still match.
+    do = teacher(workflow_project, "disease_ontology")
     assert ("common cold", "DISEASE") in {
-        (t, lb) for t, lb, _ in spans(snomed, "She has a common cold.", "snomed")
+        (t, lb) for t, lb, _ in spans(do, "She has a common cold.", "disease_ontology")
     }
 
 
 def test_abbreviation_takes_the_long_form_label(workflow_project):
-    snomed = spacy.load(workflow_project / "training" / "teachers" / "snomed")
     text = "He has chronic obstructive pulmonary disease (COPD). COPD was stable."
-    found = [(t, lb) for t, lb, _ in spans(snomed, text, "snomed")]
+    found = [(t, lb, code) for t, lb, code in spans(teacher(workflow_project, "icd10cm"), text, "icd10cm")]
     assert found == [
-        ("chronic obstructive pulmonary disease", "DISEASE"),
-        ("COPD", "DISEASE"),
-        ("COPD", "DISEASE"),
+        ("chronic obstructive pulmonary disease", "DISEASE", "ICD10CM:J44"),
+        ("COPD", "DISEASE", "ICD10CM:J44"),
+        ("COPD", "DISEASE", "ICD10CM:J44"),
     ]
 
 
-def test_labelled_corpora_keep_gold_and_teacher_groups(workflow_project):
+def test_labelled_corpora_keep_gold_and_every_teacher_group(workflow_project):
     vocab = spacy.blank("en").vocab
     docs = list(
         DocBin().from_disk(workflow_project / "corpus" / "teachers" / "maccrobat_dev.spacy").get_docs(vocab)
     )
     assert len(docs) == 30
-    assert all("rxnorm" in d.spans and "snomed" in d.spans and "gold" in d.spans for d in docs)
+    assert all(set(ONTOLOGY + RULES + ("gold",)) <= set(d.spans) for d in docs)
     assert sum(len(d.ents) for d in docs) == 889  # gold ents untouched (178 + 176 + 535)
-    assert sum(len(d.spans["snomed"]) for d in docs) > 0
+    assert all(sum(len(d.spans[t]) for d in docs) > 0 for t in ONTOLOGY + RULES)

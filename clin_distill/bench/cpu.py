@@ -54,7 +54,7 @@ class CpuBenchmark:
     unlabelled_dir: Path
     llm_report: Path
     prices_path: Path
-    teachers: list[Path] = field(default_factory=list)
+    teachers: Path | None = None  # folder of teacher pipelines
     llm_config: Path | None = None
     gold: Path | None = None  # gold DocBin: strict F1 of each encoder
     notes: int = 300  # real notes in the throughput sample

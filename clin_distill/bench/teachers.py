@@ -17,9 +17,11 @@ from ..teachers.labelling import load_teachers, words_per_second
 from .speed import student_throughput
 
 
-def ontology_speed(teachers: list[Path], texts: list[str]) -> dict[str, dict[str, float]]:
-    """Each ontology teacher's words/s on the benchmark notes, tokenizer included."""
-    out = {}
+def ontology_speed(teachers: Path | None, texts: list[str]) -> dict[str, dict[str, float]]:
+    """Each ontology and rule teacher's words/s on the benchmark notes, tokenizer included."""
+    out: dict[str, dict[str, float]] = {}
+    if teachers is None:
+        return out
     for name, nlp in load_teachers(teachers).items():
         wps, _ = words_per_second(nlp, texts, repeats=2)
         out[name] = {"words_per_second": round(wps, 1)}

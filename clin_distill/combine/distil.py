@@ -10,12 +10,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import spacy
 from spacy.tokens import Doc, DocBin
 
 from ..corpora.stats import CorpusStats
 from ..labels import GOLD_SPANS_KEY, LABELS
 from ..reports import write_report
+from .inputs import load_docs, read_calibration
 from .strategies import combine
 
 
@@ -31,8 +31,9 @@ def distil_docs(
     human label reaches the student's training data.
     """
     choice = {label: (s["subset"], s["strategy"]) for label, s in selected.items()}
-    for doc in docs:
-        doc.ents = combine(doc, choice, weights)
+    docs = list(docs)
+    for doc, ents in zip(docs, combine(docs, choice, weights), strict=True):
+        doc.ents = ents
         if GOLD_SPANS_KEY in doc.spans:
             del doc.spans[GOLD_SPANS_KEY]
         yield doc
@@ -53,15 +54,17 @@ def write_distilled_corpus(
     report: Path,
     sources: Sequence[str],
     dev_percent: int,
+    llm_dir: Path | None = None,
+    calibration: Path | None = None,
 ) -> dict[str, Any]:
     """Merge each source's teacher labels with the selected combination, split train/dev by hash
     of `<source>:<doc_id>`, write both DocBins and the report; returns the report's data."""
     combo = json.loads(combinations.read_text())
-    vocab = spacy.blank("en").vocab  # lexeme flags (is_space) need the English vocab
+    table = read_calibration(calibration)
     split: dict[str, list] = {"train": [], "dev": []}
     per_source = {}
     for name in sources:
-        docs = DocBin().from_disk(labelled_dir / f"{name}.spacy").get_docs(vocab)
+        docs = load_docs(labelled_dir, name, llm_dir, table)
         merged = list(distil_docs(docs, combo["selected"], combo["weights"]))
         for doc in merged:
             doc.user_data.setdefault("source", name)

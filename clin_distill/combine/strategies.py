@@ -1,10 +1,9 @@
-"""Merge strategies over teacher span groups: union, intersection, majority and weighted vote.
+"""Merge strategies over teacher span groups: union, intersection, majority and weighted vote;
+the label model (skweak's HMM) is in label_model.py.
 
-Written here rather than taken from a library: skweak (the spaCy weak-supervision package)
-installs on our stack but has had no release since 2022, and its voters work on token-level BIO
-labels, which cannot express the span-level rules below (exact-match intersection, votes over
-partially overlapping spans). These are a few dozen lines each and are tested on hand-built
-span groups.
+These four are written here: skweak's voters work on token-level BIO labels, which cannot express
+the span-level rules below (exact-match intersection, votes over partially overlapping spans).
+They are a few dozen lines each and are tested on hand-built span groups.
 
 Every strategy works on one label at a time (the search picks a combination per label), takes
 the spans of that label from each teacher of the subset, and returns non-overlapping spans.
@@ -105,13 +104,22 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def combine(
-    doc: Doc, selected: dict[str, tuple[Sequence[str], str]], weights: dict[str, dict[str, float]]
-) -> list[Span]:
-    """Entities for one doc from a per-label choice {label: (teachers, strategy)}.
+    docs: Sequence[Doc], selected: dict[str, tuple[Sequence[str], str]], weights: dict[str, dict[str, float]]
+) -> list[list[Span]]:
+    """Entities per doc from a per-label choice {label: (teachers, strategy)}; the label model is
+    fitted on these docs (no gold label used). Spans of different labels that overlap are
+    resolved by the same longest-then-earliest rule."""
+    from .label_model import label_model  # skweak is imported only where the label model runs
 
-    Spans of different labels that overlap are resolved by the same longest-then-earliest rule.
-    """
-    spans = []
+    per_doc: list[list[Span]] = [[] for _ in docs]
     for label, (teachers, strategy) in selected.items():
-        spans.extend(STRATEGIES[strategy](doc, label, teachers, weights.get(label, {})))
-    return filter_spans(spans)
+        missing = [t for t in teachers if any(t not in d.spans for d in docs)]
+        if missing:
+            raise ValueError(f"{label}: the selected teachers {missing} did not label these documents")
+        if strategy == "label_model":
+            preds = label_model(docs, label, teachers)
+        else:
+            preds = [STRATEGIES[strategy](d, label, teachers, weights.get(label, {})) for d in docs]
+        for out, spans in zip(per_doc, preds, strict=True):
+            out.extend(spans)
+    return [filter_spans(spans) for spans in per_doc]

@@ -152,8 +152,9 @@ class NoteCache(BatchCache):
         self._cache_queue = []
 
     def add(self, doc: Doc) -> None:
-        """An empty answer is not kept as final (a rerun asks again) unless configured."""
-        if doc.user_data.get(ACCOUNTING_KEY, {}).get("empty_answers") and not self._cache_empty_answers:
+        """A failed request is never kept, an empty answer not unless configured: a rerun asks again."""
+        acct = doc.user_data.get(ACCOUNTING_KEY, {})
+        if acct.get("failed_requests") or (acct.get("empty_answers") and not self._cache_empty_answers):
             return
         super().add(doc)
 

@@ -9,11 +9,17 @@ retries 429 and 5xx (spacy-llm retries only 429/503), and returns each answer wi
 usage and latency so accounting survives spacy-llm's cache (see `Answer`). Every request goes
 through one session per endpoint (`transport.py`): no redirect followed, no proxy or credential
 taken from the environment, a wall-clock deadline per try, and the PHI guard on every URL.
+
+spacy-llm sends one request at a time (spacy-llm issues #255, #487); this model sends the prompts of
+a batch with up to `max_concurrency` requests in flight. A prompt that still fails after its retries
+gives an empty `Answer` carrying the error, so the other notes of the batch keep their answers and
+only the failed note is retried on the next run (it is never cached).
 """
 
 # No `from __future__ import annotations`: spacy-llm checks __call__'s type hints at runtime.
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 from typing import Iterable as TypingIterable  # noqa: UP035 - spacy-llm's type check wants typing's
@@ -53,6 +59,7 @@ class Answer(str):
     tries: int
     usage_missing: bool
     over_context: bool
+    error: str | None  # why the request failed (status codes and hosts only, never note text)
 
     def __new__(
         cls,
@@ -63,10 +70,11 @@ class Answer(str):
         tries: int,
         usage_missing: bool = False,
         over_context: bool = False,
+        error: str | None = None,
     ) -> "Answer":
         obj = super().__new__(cls, text)
         obj.usage, obj.latency_s, obj.finish_reason, obj.tries = usage, latency_s, finish_reason, tries
-        obj.usage_missing, obj.over_context = usage_missing, over_context
+        obj.usage_missing, obj.over_context, obj.error = usage_missing, over_context, error
         return obj
 
 
@@ -109,7 +117,10 @@ class OpenAICompatible(OpenAI):
         verify_url: str | None,
         allow_remote: bool,
         proxy: str | None = None,
+        max_concurrency: int = 1,
     ):
+        if max_concurrency < 1:
+            raise ValueError(f"LLM teacher '{name}': max_concurrency must be at least 1")
         # Before any request, the key lookup included; every request goes through this session.
         check_urls(name, endpoint, allow_remote, verify_url, proxy)
         self._session = make_session(proxy)
@@ -117,7 +128,7 @@ class OpenAICompatible(OpenAI):
         self._auth_header = auth_header
         self._verify_url = verify_url
         self._loopback = is_loopback(endpoint)
-        self._last_tries = 0
+        self._max_concurrency = max_concurrency
         super().__init__(
             name=name,
             endpoint=endpoint,
@@ -164,12 +175,15 @@ class OpenAICompatible(OpenAI):
             )
 
     def request(self, method: str, url: str, **kwargs: Any) -> Reply:
+        return self._send(method, url, **kwargs)[0]
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> tuple[Reply, int]:
         """Through this endpoint's session, each try within `max_request_time`, with exponential
-        backoff on timeouts, refused connections, 429 and 5xx (honouring Retry-After)."""
+        backoff on timeouts, refused connections, 429 and 5xx (honouring Retry-After); the reply
+        and the number of tries."""
         interval = self._interval
         where = urlsplit(url).netloc
         for attempt in range(1, self._max_tries + 1):
-            self._last_tries = attempt
             try:
                 reply = request(self._session, method, url, self._max_request_time, **kwargs)
             except RequestDeadline as err:
@@ -183,7 +197,7 @@ class OpenAICompatible(OpenAI):
                     ) from err
             else:
                 if reply.status_code not in RETRY_STATUS or attempt == self._max_tries:
-                    return reply
+                    return reply, attempt
                 retry_after = reply.headers.get("Retry-After", "")
                 if retry_after.isdigit():
                     interval = max(interval, min(float(retry_after), 60.0))
@@ -191,39 +205,46 @@ class OpenAICompatible(OpenAI):
             interval *= 2
         raise AssertionError("unreachable")
 
+    def ask(self, prompt: str, headers: dict[str, str]) -> Answer:
+        """One chat completion; a failure after all tries is an empty Answer with its error."""
+        payload = {**self._config, "model": self._name, "messages": [{"role": "user", "content": prompt}]}
+        start = time.perf_counter()
+        tries = self._max_tries
+        try:
+            r, tries = self._send("POST", self._endpoint, headers=headers, json=payload)
+            if r.status_code != 200:
+                raise LLMRequestError(
+                    f"{self._name}: HTTP {r.status_code} {status_phrase(r.status_code)} after {tries} tries"
+                )
+            try:
+                body = r.json()
+                choice = body["choices"][0]
+                text = choice["message"]["content"] or ""
+                if not isinstance(text, str):
+                    raise TypeError("content is not text")
+            except (ValueError, KeyError, IndexError, TypeError) as err:
+                raise LLMRequestError(f"{self._name}: response is not a chat completion") from err
+        except (LLMRequestError, RequestDeadline) as err:
+            zero = dict.fromkeys(USAGE_KEYS, 0)
+            return Answer("", zero, time.perf_counter() - start, None, tries, error=str(err)[:300])
+        usage, missing = token_usage(body)
+        over = self.context_length is not None and usage["prompt_tokens"] > self.context_length
+        latency = time.perf_counter() - start
+        return Answer(text, usage, latency, choice.get("finish_reason"), tries, missing, over)
+
     def __call__(self, prompts: TypingIterable[TypingIterable[str]]) -> TypingIterable[TypingIterable[str]]:
         headers = {**self._credentials, "Content-Type": "application/json"}
-        answers: list[list[str]] = []
-        for prompts_for_doc in prompts:
-            doc_answers: list[str] = []
-            for prompt in prompts_for_doc:
-                payload = {
-                    **self._config,
-                    "model": self._name,
-                    "messages": [{"role": "user", "content": prompt}],
-                }
-                start = time.perf_counter()
-                r = self.request("POST", self._endpoint, headers=headers, json=payload)
-                latency = time.perf_counter() - start
-                if r.status_code != 200:
-                    raise LLMRequestError(
-                        f"{self._name}: HTTP {r.status_code} {status_phrase(r.status_code)} after "
-                        f"{self._last_tries} tries"
-                    )
-                try:
-                    body = r.json()
-                    choice = body["choices"][0]
-                    text = choice["message"]["content"] or ""
-                    if not isinstance(text, str):
-                        raise TypeError("content is not text")
-                except (ValueError, KeyError, IndexError, TypeError) as err:
-                    raise LLMRequestError(f"{self._name}: response is not a chat completion") from err
-                usage, missing = token_usage(body)
-                over = self.context_length is not None and usage["prompt_tokens"] > self.context_length
-                doc_answers.append(
-                    Answer(text, usage, latency, choice.get("finish_reason"), self._last_tries, missing, over)
-                )
-            answers.append(doc_answers)
+        per_doc = [list(p) for p in prompts]
+        flat = [prompt for doc_prompts in per_doc for prompt in doc_prompts]
+        if self._max_concurrency == 1 or len(flat) < 2:
+            flat_answers = [self.ask(p, headers) for p in flat]
+        else:  # answers come back in prompt order whatever order the server finishes them in
+            with ThreadPoolExecutor(min(self._max_concurrency, len(flat))) as pool:
+                flat_answers = list(pool.map(lambda p: self.ask(p, headers), flat))
+        answers, i = [], 0
+        for doc_prompts in per_doc:
+            answers.append(flat_answers[i : i + len(doc_prompts)])
+            i += len(doc_prompts)
         return answers
 
     @staticmethod
@@ -246,6 +267,7 @@ def openai_compatible(
     interval: float = 1.0,
     max_request_time: float = 120.0,
     proxy: str | None = None,
+    max_concurrency: int = 1,
 ) -> OpenAICompatible:
     """`endpoint`: the full chat-completions URL. `verify_url`: the endpoint's model list (default:
     `endpoint` with /chat/completions replaced by /models; "" skips the check, e.g. for Azure
@@ -253,7 +275,9 @@ def openai_compatible(
     per request, i.e. the model's context minus the answer's `max_tokens`; longer notes are sharded.
     `max_request_time`: seconds per try, wall clock, the whole answer included. `proxy`: an HTTP(S)
     proxy for this endpoint only, used with the remote opt-in only; proxy variables in the
-    environment are never used.
+    environment are never used. `max_concurrency`: requests in flight at once within a batch of
+    notes (hosted APIs: within the account's rate limit; a local server gains only if it has as
+    many slots, e.g. llama.cpp's `llama-server -np N`).
     """
     if auth_header not in ("bearer", "api-key"):
         raise ValueError(f"auth_header must be 'bearer' or 'api-key', not {auth_header!r}")
@@ -271,4 +295,5 @@ def openai_compatible(
         verify_url=models_url(endpoint, verify_url),
         allow_remote=allow_remote,
         proxy=proxy or None,
+        max_concurrency=max_concurrency,
     )

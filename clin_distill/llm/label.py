@@ -15,10 +15,11 @@ import spacy
 from confection import Config
 from spacy.language import Language
 from spacy.tokens import Doc, Span
+from spacy.util import minibatch
 
 from ..corpora.stats import word_count
 from . import cache  # noqa: F401 - registers clin_distill.NoteCache.v1 for the teacher configs
-from .task import ACCOUNTING_KEY, COUNT_KEYS
+from .task import ACCOUNTING_KEY, COUNT_KEYS, ERROR_KEY
 from .transport import (
     ALLOW_REMOTE_ENV,
     LLMRequestError,
@@ -74,38 +75,62 @@ def load_teacher(
     return spacy.util.load_model_from_config(config, auto_fill=True)
 
 
-def label_docs(nlp: Language, docs: Iterable[Doc]) -> Iterator[tuple[Doc, dict[str, Any]]]:
+def label_docs(
+    nlp: Language, docs: Iterable[Doc], batch_size: int | None = None
+) -> Iterator[tuple[Doc, dict[str, Any]]]:
     """Each gold or unlabelled doc with the teacher's span group added, and its record.
-    The LLM sees a bare copy (same tokens, no annotations), so spans map back by token index."""
+    The LLM sees a bare copy (same tokens, no annotations), so spans map back by token index.
+    Docs go to spacy-llm in batches (default: the model's `max_concurrency` notes, so a local
+    one-at-a-time teacher still records and caches note by note), whose prompts the model sends
+    concurrently; a batch that raises is redone note by note, so one bad note fails alone."""
     llm = nlp.get_pipe("llm")
-    key = llm.task.spans_key
-    for i, doc in enumerate(docs):
-        record: dict[str, Any] = {"doc": doc.user_data.get("doc_id", i), "words": word_count(doc)}
-        bare = Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+    batch_size = batch_size or getattr(llm._model, "_max_concurrency", 1)
+    for batch in minibatch(enumerate(docs), batch_size):
+        bare = [
+            Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d])
+            for _, d in batch
+        ]
         try:
-            out = llm(bare)
-        except Exception as err:  # noqa: BLE001 - any failure: record it, keep going, retry next run
-            # Our own errors and timeouts name only status codes and hosts; any other message
-            # could quote the note, so only its type is kept.
-            safe = isinstance(err, (LLMRequestError, TimeoutError))
-            error = f"{type(err).__name__}: {err}"[:300] if safe else type(err).__name__
-            record.update(status="failed", error=error)
-            yield doc, record
-            continue
-        if out.text != doc.text:  # a bug, never expected: kept out of the labels, and loud
-            record.update(status="failed", error=f"text changed in the LLM pipeline ({len(out.text)} chars)")
-            yield doc, record
-            continue
-        acct = dict(out.user_data.get(ACCOUNTING_KEY, {}))
-        cached = acct.pop("run", None) != llm.task.run_id
-        doc.spans[key] = [Span(doc, s.start, s.end, label=s.label_) for s in out.spans.get(key, [])]
-        status = "ok"
-        if not doc.spans[key] and acct.get("empty_answers", 0) == acct.get("requests", 1):
-            status = "empty"  # not cached (unless the cache's cache_empty_answers): a rerun asks again
-        elif not doc.spans[key] and acct.get("malformed_lines"):
-            status = "malformed"
-        record.update(acct, status=status, spans=len(doc.spans[key]), cached=cached)
-        yield doc, record
+            outs: list[Doc | BaseException] = list(llm.pipe(bare, batch_size=len(bare)))
+        except Exception:  # noqa: BLE001 - redone one by one below, each failure recorded
+            outs = []
+            for b in bare:
+                try:
+                    outs.append(llm(b))
+                except Exception as err:  # noqa: BLE001 - record it, keep going, retry next run
+                    outs.append(err)
+        for (i, doc), out in zip(batch, outs, strict=True):
+            yield doc, _record(llm, i, doc, out)
+
+
+def _record(llm: Any, i: int, doc: Doc, out: Doc | BaseException) -> dict[str, Any]:
+    key = llm.task.spans_key
+    record: dict[str, Any] = {"doc": doc.user_data.get("doc_id", i), "words": word_count(doc)}
+    if isinstance(out, BaseException):
+        # Our own errors and timeouts name only status codes and hosts; any other message
+        # could quote the note, so only its type is kept.
+        safe = isinstance(out, (LLMRequestError, TimeoutError))
+        error = f"{type(out).__name__}: {out}"[:300] if safe else type(out).__name__
+        record.update(status="failed", error=error)
+        return record
+    if out.text != doc.text:  # a bug, never expected: kept out of the labels, and loud
+        record.update(status="failed", error=f"text changed in the LLM pipeline ({len(out.text)} chars)")
+        return record
+    acct = dict(out.user_data.get(ACCOUNTING_KEY, {}))
+    cached = acct.pop("run", None) != llm.task.run_id
+    if acct.get("failed_requests"):  # not cached: a rerun asks again
+        record.update(
+            acct, status="failed", error=out.user_data.get(ERROR_KEY, "request failed"), cached=cached
+        )
+        return record
+    doc.spans[key] = [Span(doc, s.start, s.end, label=s.label_) for s in out.spans.get(key, [])]
+    status = "ok"
+    if not doc.spans[key] and acct.get("empty_answers", 0) == acct.get("requests", 1):
+        status = "empty"  # not cached (unless the cache's cache_empty_answers): a rerun asks again
+    elif not doc.spans[key] and acct.get("malformed_lines"):
+        status = "malformed"
+    record.update(acct, status=status, spans=len(doc.spans[key]), cached=cached)
+    return record
 
 
 def summarise(records: list[dict[str, Any]], prices: dict[str, Any] | None = None) -> dict[str, Any]:

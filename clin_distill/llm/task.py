@@ -36,6 +36,7 @@ from ..labels import LABELS
 from .endpoint import Answer
 
 ACCOUNTING_KEY = "clin_distill.llm"
+ERROR_KEY = "clin_distill.llm.error"  # the last failed request's error (status codes and hosts only)
 MAX_WIDENING = 2.0  # a widened span may be at most this many times the phrase's length
 COUNT_KEYS = (
     "malformed_lines",
@@ -50,6 +51,7 @@ COUNT_KEYS = (
     "empty_answers",
     "usage_missing",  # answers without token counts (counted as 0)
     "over_context",  # prompts the server counted above context_length: raise chars_per_token
+    "failed_requests",  # no answer after all tries: the note is not cached, a rerun asks again
 )
 _LIST_NUMBER = re.compile(r"\s*\d*\s*")
 
@@ -188,6 +190,9 @@ def record(shard: Doc, response: str, counts: Counter) -> None:
         entry["truncated_answers"] += response.finish_reason == "length"
         entry["usage_missing"] += response.usage_missing
         entry["over_context"] += response.over_context
+        if response.error:
+            entry["failed_requests"] += 1
+            shard.user_data[ERROR_KEY] = response.error
     entry["requests"] = 1
     entry["empty_answers"] += not response.strip()
     shard.user_data[ACCOUNTING_KEY] = entry
@@ -213,14 +218,18 @@ def reduce_shards(task: SpanCatTask, shards: Iterable[Doc]) -> Doc:
     """
     shards = list(shards)
     total: Counter = Counter()
+    errors = []
     for shard in shards:
         total.update(shard.user_data.pop(ACCOUNTING_KEY, {}))
+        errors.append(shard.user_data.pop(ERROR_KEY, None))
     doc = Doc.from_docs(shards, ensure_whitespace=False) if len(shards) > 1 else shards[0]
     doc.user_data[ACCOUNTING_KEY] = {
         **{k: round(v, 4) for k, v in total.items()},
         "shards": len(shards),
         "run": getattr(task, "run_id", None),
     }
+    if any(errors):
+        doc.user_data[ERROR_KEY] = next(e for e in reversed(errors) if e)
     return doc
 
 

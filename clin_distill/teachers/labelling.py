@@ -13,9 +13,17 @@ from spacy.tokens import Doc, DocBin
 from ..corpora.stats import word_count
 
 
-def load_teachers(paths: Iterable[Path]) -> dict[str, Language]:
-    """Teacher name (its folder name, also its span-group key) -> pipeline."""
-    return {Path(p).name: spacy.load(p) for p in paths}
+def load_teachers(folder: Path) -> dict[str, Language]:
+    """Teacher name (its folder name under `folder`, also its span-group key) -> pipeline, sorted."""
+    paths = sorted(p for p in Path(folder).iterdir() if (p / "config.cfg").exists())
+    if not paths:
+        raise FileNotFoundError(f"no teacher pipeline (a folder with config.cfg) in {folder}")
+    return {p.name: spacy.load(p) for p in paths}
+
+
+def teacher_labels(nlp: Language) -> tuple[str, ...]:
+    """The labels a teacher can give: those of its first component (the ruler or the rules)."""
+    return tuple(nlp.pipeline[0][1].labels)
 
 
 def apply_teacher(nlp: Language, docs: Iterable[Doc]) -> Iterable[Doc]:

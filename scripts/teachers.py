@@ -1,0 +1,32 @@
+"""Step `teachers`: one pipeline per ontology source (corpus/patterns/<name>.jsonl, ontology.cfg) and
+per rule file (configs/teachers/rules/<name>.jsonl, rules.cfg), each assembled by `spacy assemble`
+into training/teachers/<name>; the folder name is the teacher's name and span key."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+
+def main(patterns_dir: Path, rules_dir: Path, configs_dir: Path, out_dir: Path) -> None:
+    jobs = [(p, configs_dir / "ontology.cfg") for p in sorted(patterns_dir.glob("*.jsonl"))]
+    jobs += [(p, configs_dir / "rules.cfg") for p in sorted(rules_dir.glob("*.jsonl"))]
+    if not jobs:
+        raise typer.BadParameter(f"no *.jsonl in {patterns_dir} or {rules_dir}")
+    names = [p.stem for p, _ in jobs]
+    if len(set(names)) != len(names):
+        raise typer.BadParameter(f"two teachers share a name: {sorted(names)}")
+    shutil.rmtree(out_dir, ignore_errors=True)  # a teacher whose source was removed goes too
+    for patterns, config in jobs:
+        cmd = [
+            sys.executable, "-m", "spacy", "assemble", str(config), str(out_dir / patterns.stem),
+            "--paths.patterns", str(patterns), "--paths.key", patterns.stem,
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        typer.echo(f"teacher {patterns.stem}: {config.name} + {patterns}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
