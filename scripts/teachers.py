@@ -10,9 +10,9 @@ from pathlib import Path
 import typer
 
 
-def main(patterns_dir: Path, rules_dir: Path, configs_dir: Path, out_dir: Path) -> None:
-    jobs = [(p, configs_dir / "ontology.cfg") for p in sorted(patterns_dir.glob("*.jsonl"))]
-    jobs += [(p, configs_dir / "rules.cfg") for p in sorted(rules_dir.glob("*.jsonl"))]
+def main(patterns_dir: Path, rules_dir: Path, ontology_cfg: Path, rules_cfg: Path, out_dir: Path) -> None:
+    jobs = [(p, ontology_cfg) for p in sorted(patterns_dir.glob("*.jsonl"))]
+    jobs += [(p, rules_cfg) for p in sorted(rules_dir.glob("*.jsonl"))]
     if not jobs:
         raise typer.BadParameter(f"no *.jsonl in {patterns_dir} or {rules_dir}")
     names = [p.stem for p, _ in jobs]

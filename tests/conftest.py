@@ -48,9 +48,10 @@ COMMITTED_INPUTS = ("benchmark.json", "extract.json", "external.json")
 
 PROFILE = os.environ.get("CLIN_TEST_PROFILE", "small")
 SMALL_PROFILE = PROFILE == "small"
-# Real data at every step, less of the slow work: 80 training steps (both students then find
-# entities, which the packaged-model tests need), 2 LLM dev notes and 1 sample note, the first 20
-# documents of each gold test set in `evaluate`. The `bench` workflow runs in the default profile.
+# Real data at every step, less of the slow work: 80 training steps (the students find a few
+# entities; the tests that judge which ones need the default profile), 2 LLM dev notes and 1
+# sample note, the first 20 documents of each gold test set in `evaluate`. The `bench` workflow
+# runs in the default profile.
 SMALL = {
     "max_steps": 80,
     "eval_frequency": 40,

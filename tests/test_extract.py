@@ -187,7 +187,9 @@ def test_extract_csv_to_csv_from_the_wheel(extract_venv, workflow_project, tmp_p
     (blank,) = [r["error"] for r in rows if r["id"] == "blank"]
     assert blank.startswith("line ") and blank.endswith(": empty")  # the CSV's line, not the note's text
     labelled = [r for r in rows if r["label"]]
-    assert len(labelled) > 10 and {r["label"] for r in labelled} <= {"MEDICATION", "DISEASE", "SYMPTOM"}
+    # the small profile's 80-step student finds a handful in these 12 notes; the default one dozens
+    assert len(labelled) > (0 if SMALL_PROFILE else 10)
+    assert {r["label"] for r in labelled} <= {"MEDICATION", "DISEASE", "SYMPTOM"}
     assert any(r["code"] for r in labelled) and all(r["negated"] in ("True", "False") for r in labelled)
 
 
