@@ -34,28 +34,29 @@ def evaluate(
     gold_dir: Path,
     labelled_dir: Path,
     combinations: Path,
-    report: Path,
+    report: Path | None,
     models: dict[str, Path],
     n_boot: int = 1000,
     show_docs: int = 3,
     limit: int = 0,
     llm_dir: Path | None = None,
     calibration: Path | None = None,
+    split: str = "test",
 ) -> dict[str, dict[str, Any]]:
-    """Score every model and the selected teacher combination on each gold test set (its first
-    `limit` documents when limit > 0, for quick runs); write the JSON/Markdown report, the plot and
-    the HTML page beside `report`. Returns the scores."""
+    """Score every model and the selected teacher combination on each gold test set (or `split`;
+    its first `limit` documents when limit > 0, for quick runs); write the JSON/Markdown report,
+    the plot and the HTML page beside `report` unless it is None. Returns the scores."""
     vocab = spacy.blank("en").vocab
     combo = json.loads(combinations.read_text())
     choice = {label: (s["subset"], s["strategy"]) for label, s in combo["selected"].items()}
     n = limit or None
     gold = {
-        s: list(DocBin().from_disk(gold_dir / f"{s}_test.spacy").get_docs(vocab))[:n] for s in GOLD_LABELS
+        s: list(DocBin().from_disk(gold_dir / f"{s}_{split}.spacy").get_docs(vocab))[:n] for s in GOLD_LABELS
     }
     predictions: dict[str, dict[str, list[list[Span]]]] = {"teachers": {}}
     table = read_calibration(calibration)
     for s in GOLD_LABELS:
-        labelled = load_docs(labelled_dir, f"{s}_test", llm_dir, table)[:n]
+        labelled = load_docs(labelled_dir, f"{s}_{split}", llm_dir, table)[:n]
         # Only the labels this set annotates: a label model is fitted per label on these docs.
         annotated = {label: c for label, c in choice.items() if label in GOLD_LABELS[s]}
         predictions["teachers"][s] = combine(labelled, annotated, combo["weights"])
@@ -69,7 +70,9 @@ def evaluate(
         results[name] = {}
         for s, preds in by_set.items():
             per_doc = [doc_counts(p, g.ents, GOLD_LABELS[s]) for p, g in zip(preds, gold[s], strict=True)]
-            results[name][f"{s}_test"] = bootstrap(per_doc, GOLD_LABELS[s], n=n_boot)
+            results[name][f"{s}_{split}"] = bootstrap(per_doc, GOLD_LABELS[s], n=n_boot)
+    if report is None:
+        return results
     write_reports(results, report)
     png = report.with_suffix(".png")
     plot(results, png)

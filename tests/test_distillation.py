@@ -146,3 +146,55 @@ def test_self_train_rounds_stop_when_gold_dev_stops_rising(workflow_project, tmp
         meta["performance"]["ents_f"]
         == json.loads((out / f"round{best}/model-best/meta.json").read_text())["performance"]["ents_f"]
     )
+
+
+def test_ablation_report_tables(tmp_path):
+    """reports/distillation_ablation.md: one row per model in every table, deltas against the
+    teachers, the dev mean that chooses the default, and each variant's rounds."""
+    from collections import Counter
+
+    from clin_distill.labels import GOLD_LABELS
+    from clin_distill.scoring import bootstrap
+    from clin_distill.student.ablation import write_ablation
+
+    def scores(tp: int) -> dict:
+        out = {}
+        for split in ("dev", "test"):
+            for s, labels in GOLD_LABELS.items():
+                c = Counter()
+                for label in labels:
+                    c.update(
+                        {
+                            (label, "tp"): tp,
+                            (label, "np"): 10,
+                            (label, "ng"): 10,
+                            (label, "hp"): tp,
+                            (label, "hg"): tp,
+                        }
+                    )
+                out[f"{s}_{split}"] = bootstrap([c], labels, n=10)
+        return out
+
+    results = {"teachers": scores(5), "baseline": scores(6), "human": scores(8)}
+    variants = {
+        "baseline": {
+            "partial_labels": "clin_distill.all_outside.v1",
+            "dev": "teacher",
+            "rounds": 0,
+            "threshold": 0.9,
+        }
+    }
+    (tmp_path / "baseline").mkdir()
+    history = [
+        {"round": 0, "dev_ents_f": 0.4, "added": {}},
+        {"round": 1, "dev_ents_f": 0.38, "added": {"DISEASE": 3}},
+    ]
+    (tmp_path / "baseline" / "self_training.json").write_text(
+        json.dumps({"history": history, "best_round": 0})
+    )
+    write_ablation(results, variants, tmp_path, tmp_path / "ablation.json")
+    md = (tmp_path / "ablation.md").read_text()
+    assert "| baseline | +0.100 | +0.100 |" in md and "| human | +0.300 |" in md
+    assert "| baseline | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 |" in md  # dev, with mean
+    assert "0: 0.400 (+0 spans {}), 1: 0.380 (+3 spans {'DISEASE': 3}); kept round 0" in md
+    assert json.loads((tmp_path / "ablation.json").read_text())["results"]["human"] == results["human"]
