@@ -16,7 +16,7 @@ from clin_distill.combine.partial import (
     dropped_terms,
     teacher_disagreement,
 )
-from clin_distill.student.self_training import add_student_spans, confident_spans
+from clin_distill.student.self_training import add_student_spans, chosen, confident_spans
 
 WORDS = "severe chest pain and acute renal failure after ibuprofen use".split()
 #        0      1     2    3   4     5     6       7     8         9
@@ -141,11 +141,9 @@ def test_self_train_rounds_stop_when_gold_dev_stops_rising(workflow_project, tmp
     assert added == sum(len(d.ents) for d in relabelled) - sum(len(d.ents) for d in train)
     best = summary["best_round"]
     assert summary["history"][best]["dev_ents_f"] == max(h["dev_ents_f"] for h in summary["history"])
-    meta = json.loads((out / "model-best/meta.json").read_text())
-    assert (
-        meta["performance"]["ents_f"]
-        == json.loads((out / f"round{best}/model-best/meta.json").read_text())["performance"]["ents_f"]
-    )
+    # model-best is the kept round's own pick (its model-last when no checkpoint scored on dev)
+    kept = json.loads((chosen(out / f"round{best}") / "meta.json").read_text())
+    assert json.loads((out / "model-best/meta.json").read_text()) == kept
 
 
 def test_ablation_report_tables(tmp_path):

@@ -42,6 +42,14 @@ def train_once(
     return float(meta["performance"]["ents_f"])
 
 
+def chosen(round_dir: Path) -> Path:
+    """The round's model-best, or model-last when no checkpoint scored above 0 on dev: spaCy keeps
+    the first of tied checkpoints, the untrained one (a short run on gold dev, as in the test
+    suite's small profile)."""
+    meta = json.loads((round_dir / "model-best" / "meta.json").read_text())
+    return round_dir / ("model-best" if meta["performance"]["ents_f"] > 0 else "model-last")
+
+
 def confident_spans(
     nlp: Language, docs: Sequence[Doc], threshold: float, beam_width: int = 16, batch_size: int = 16
 ) -> Iterable[list[Span]]:
@@ -132,9 +140,7 @@ def self_train(
     best, best_f = 0, dev_f
     for r in range(1, rounds + 1):
         corpus = output / f"round{r}" / "train.spacy"
-        added = relabel(
-            output / f"round{best}" / "model-best", train_path, corpus, drops, threshold, beam_width
-        )
+        added = relabel(chosen(output / f"round{best}"), train_path, corpus, drops, threshold, beam_width)
         dev_f = train_once(config, output / f"round{r}", corpus, dev_path, dict(overrides))
         history.append({"round": r, "dev_ents_f": round(dev_f, 4), "added": dict(sorted(added.items()))})
         if dev_f <= best_f:
@@ -142,7 +148,7 @@ def self_train(
         best, best_f = r, dev_f
     if (output / "model-best").exists():
         shutil.rmtree(output / "model-best")
-    shutil.copytree(output / f"round{best}" / "model-best", output / "model-best")
+    shutil.copytree(chosen(output / f"round{best}"), output / "model-best")
     summary = {"rounds": rounds, "threshold": threshold, "best_round": best, "history": history}
     (output / "self_training.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
