@@ -6,9 +6,8 @@ from pathlib import Path
 import typer
 
 from clin_distill.combine import partial  # noqa: F401  (registers the partial-label rules)
-from clin_distill.combine.partial import INCORRECT_SPANS_KEY
 from clin_distill.student.ablation import ablation
-from clin_distill.student.backbone import resolve_transformer
+from clin_distill.student.self_training import student_overrides
 
 
 def main(
@@ -35,15 +34,11 @@ def main(
     ),
     variant: list[str] = typer.Option([], help="Only these variants of the config (default: all)"),
 ) -> None:
-    overrides = {
-        "paths.transformer": resolve_transformer(transformer),
-        "training.max_steps": max_steps,
-        "training.eval_frequency": eval_frequency,
-        "components.ner.incorrect_spans_key": INCORRECT_SPANS_KEY,
-        "gpu_id": gpu_id,
-    }
-    if encoder_layers:
-        overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
+    try:
+        overrides = student_overrides(transformer, encoder_layers, max_steps, eval_frequency, gpu_id)
+    except ValueError as err:
+        typer.echo(f"--encoder-layers: {err}", err=True)
+        raise typer.Exit(2) from None
     corpus_args = {
         "labelled_dir": labelled_dir,
         "combinations": combinations,

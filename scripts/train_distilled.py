@@ -6,9 +6,8 @@ from pathlib import Path
 import typer
 
 from clin_distill.combine.inputs import read_calibration
-from clin_distill.combine.partial import INCORRECT_SPANS_KEY, dropped_terms
-from clin_distill.student.backbone import check_encoder_layers, resolve_transformer
-from clin_distill.student.self_training import self_train
+from clin_distill.combine.partial import dropped_terms
+from clin_distill.student.self_training import self_train, student_overrides
 
 
 def main(
@@ -27,21 +26,11 @@ def main(
         None, help="corpus/calibration.json: its dropped terms veto student spans"
     ),
 ) -> None:
-    backbone = resolve_transformer(transformer)
     try:
-        check_encoder_layers(backbone, encoder_layers)
+        overrides = student_overrides(transformer, encoder_layers, max_steps, eval_frequency, gpu_id)
     except ValueError as err:
         typer.echo(f"--encoder-layers: {err}", err=True)
         raise typer.Exit(2) from None
-    overrides = {
-        "paths.transformer": backbone,
-        "training.max_steps": max_steps,
-        "training.eval_frequency": eval_frequency,
-        "components.ner.incorrect_spans_key": INCORRECT_SPANS_KEY,
-        "gpu_id": gpu_id,
-    }
-    if encoder_layers:
-        overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
     drops = dropped_terms(read_calibration(calibration))
     summary = self_train(config, output, train_path, dev_path, overrides, rounds, threshold, drops)
     for h in summary["history"]:

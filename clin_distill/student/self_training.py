@@ -27,7 +27,27 @@ from spacy.util import minibatch
 from tqdm import tqdm
 
 from ..combine.partial import INCORRECT_SPANS_KEY, Vetoes
+from .backbone import check_encoder_layers, resolve_transformer
 from .windows import ARCHITECTURE  # noqa: F401  (registers the student's encoder)
+
+
+def student_overrides(
+    transformer: str, encoder_layers: int, max_steps: int, eval_frequency: int, gpu_id: int
+) -> dict[str, Any]:
+    """The config overrides of the distilled student's trainings (train-distilled, ablation);
+    raises ValueError when the backbone has fewer than `encoder_layers` layers."""
+    backbone = resolve_transformer(transformer)
+    check_encoder_layers(backbone, encoder_layers)
+    overrides: dict[str, Any] = {
+        "paths.transformer": backbone,
+        "training.max_steps": max_steps,
+        "training.eval_frequency": eval_frequency,
+        "components.ner.incorrect_spans_key": INCORRECT_SPANS_KEY,
+        "gpu_id": gpu_id,
+    }
+    if encoder_layers:
+        overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
+    return overrides
 
 
 def train_once(
