@@ -22,18 +22,22 @@ import spacy
 import yaml
 
 from .linking import linker
-from .student import memory, precision, windows
+from .student import memory, onnx_encoder, precision, windows
 from .student.backbone import PACKAGED_MODELS
 
 # (factory, settings), in pipeline order before the trained pipes. precision first: the packaged
 # model's first pipe is `clin_encoder_precision` from `en_clin_distilled.precision`.
 INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
-    (precision.FACTORY, {"precision": "auto", "pipe": "transformer"}),
-    (memory.FACTORY, {"onednn_cache": 64, "malloc_trim_every": 10, "malloc_trim_margin_mb": 64}),
+    (precision.FACTORY, {"precision": "auto", "pipe": "transformer", "without_bf16": "onnx-int8"}),
+    (
+        memory.FACTORY,
+        {"onednn_cache": 8, "ideep_cache": 16, "malloc_trim_every": 10, "malloc_trim_margin_mb": 64},
+    ),
 ]
-# windows: the student's encoder architecture (its config names it), registered on import; linker:
-# `clin_linker`, last in the pipeline, with its table (built by `weasel run linker`).
-CODE_FILES = [Path(precision.__file__), Path(memory.__file__), Path(windows.__file__), Path(linker.__file__)]
+# windows: the student's encoder architecture (its config names it, with its inference path),
+# registered on import; onnx_encoder: the encoder on ONNX Runtime, which precision imports when
+# it runs; linker: `clin_linker`, last in the pipeline, with its table (`weasel run linker`).
+CODE_FILES = [Path(m.__file__) for m in (precision, memory, windows, onnx_encoder, linker)]
 
 SOURCES = [
     (
@@ -127,8 +131,7 @@ def model_card(
     """meta.json's description, which `spacy package` turns into the package's README.md."""
     on = "the mean over the gold dev sets" if selection_set == "dev_mean" else selection_set
     selected = [
-        f"- {label}: {' + '.join(s['subset'])} ({s['strategy']}, "
-        f"strict F1 {s['strict_f']:.3f} on {on})"
+        f"- {label}: {' + '.join(s['subset'])} ({s['strategy']}, strict F1 {s['strict_f']:.3f} on {on})"
         for label, s in combination.items()
     ]
     if teachers:
@@ -189,7 +192,10 @@ def build_meta(
         "project": yaml.safe_load(project_file.read_text()).get("title", ""),
         # spaCy adds itself and spacy-transformers; spaCy 3.7.5 imports click, which the typer that
         # pip now resolves (0.29) no longer pulls in, so a fresh install would fail at `import spacy`.
-        "requirements": ["click>=8.0.0,<9.0.0"],
+        # onnxruntime and onnx: the encoder's path on CPUs without native bf16 (onnx_encoder.py);
+        # numpy<2: onnx's ml_dtypes would otherwise pull NumPy 2, which spaCy 3.7's thinc
+        # binaries cannot load ("numpy.dtype size changed").
+        "requirements": ["click>=8.0.0,<9.0.0", "onnxruntime>=1.20,<2", "onnx>=1.16,<2", "numpy>=1.21,<2"],
     }
 
 

@@ -64,23 +64,30 @@ def speed(reports: Path, project: Path) -> list[str]:
     rows = [[f"student, packaged default ({s['precision']})", f"{s['words_per_second']:,.0f}",
              f"{b['ratio_to_ceiling']:.3f}", f"{s['peak_rss_mb']:,.0f}",
              f"{llm.get('student_speedup_per_note', '')}x"]]  # fmt: skip
-    for variant in ("float32", "int8"):
+    for variant in ("float32", "onnx-int8"):  # the others: reports/benchmark.md
         if f"student_{variant}" in b:
             q = b[f"student_{variant}"]
-            rows.append([f"student, {variant} encoder", f"{q['words_per_second']:,.0f}",
+            rows.append([f"student, {variant} encoder ({q['runtime']})", f"{q['words_per_second']:,.0f}",
                          f"{q['ratio_to_ceiling']:.3f}", f"{q['peak_rss_mb']:,.0f}",
                          f"{llm.get(f'student_{variant}_speedup_per_note', '')}x"])  # fmt: skip
-    header = ["batch size 1", "words/s", "ratio to own ceiling", "peak RSS MB", "per note vs local LLM"]
+    header = ["batch size 1", "words/s", "ratio to ceiling", "peak RSS MB", "per note vs local LLM"]
     m = b["machine"]
     long_run = s["long_run"]
     return [
         *markdown_table(header, rows),
         "",
         f"{m['cpu_count']} CPU cores ({m['processor']}, native bf16: {m['native_bf16']}), "
-        f"{b['sample']['notes']} real notes; ceiling = a plain PyTorch forward pass of the same encoder "
-        f"on the same batches (best: {b['ceiling']['words_per_second']:,.0f} words/s at batch size "
+        f"{b['sample']['notes']} real notes; ceiling = the fastest plain forward pass of the same encoder "
+        f"at the same precision on the same batches, PyTorch or ONNX Runtime (the default's, "
+        f"{s['precision']}: {b['ceiling']['words_per_second']:,.0f} words/s at batch size "
         f"{b['ceiling']['batch_size']}). "
-        f"Peak RSS over {long_run['notes']:,} varied notes: {long_run['peak_rss_mb']:,.0f} MB. "
+        + (
+            f'Without native bf16, "auto" runs {b["no_bf16_path"]["variant"]}: '
+            f"{b['no_bf16_path']['speedup_over_float32']}x PyTorch float32. "
+            if "no_bf16_path" in b
+            else ""
+        )
+        + f"Peak RSS over {long_run['notes']:,} varied notes: {long_run['peak_rss_mb']:,.0f} MB. "
         f"Cost per 1,000 notes: student ${b['cost_per_1k_notes_usd']['student_cpu']} on a CPU instance, "
         f"GPT-4o ${b['cost_per_1k_notes_usd']['gpt-4o']} ({b['gpt4o_cost_ratio']:,.0f}x).",
     ]

@@ -20,7 +20,8 @@ def main(
     gold: Path = typer.Option(None, "--gold", help="Gold DocBin: strict F1 of each encoder"),
     notes: int = typer.Option(300, help="Real notes in the throughput sample"),
     llm_notes: int = typer.Option(6, help="Notes the local LLM teacher labels for its s/note"),
-    long_notes: int = typer.Option(2000, help="Notes in the long run that watches resident memory"),
+    long_notes: int = typer.Option(10_000, help="Varied notes in the long run that watches resident memory"),
+    untrimmed_notes: int = typer.Option(2000, help="Of those, notes in the run without heap trimming"),
     batch_sizes: list[int] = typer.Option([1, 32, 128], "--batch-size"),
     n_ctx: int = typer.Option(2048),
 ) -> None:
@@ -35,6 +36,7 @@ def main(
         notes=notes,
         llm_notes=llm_notes,
         long_notes=long_notes,
+        untrimmed_notes=untrimmed_notes,
         batch_sizes=batch_sizes,
         n_ctx=n_ctx,
         log_dir=report.parent,

@@ -98,11 +98,15 @@ def user_venv(workflow_project, tmp_path_factory) -> Path:
     requires = [
         line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist")
     ]
-    # what the wheel needs to import and run, and nothing of the project (not on PyPI)
+    # what the wheel needs to import and run (onnxruntime, onnx: the encoder on CPUs without
+    # native bf16; numpy<2: spaCy 3.7's binaries), and nothing of the project (not on PyPI)
     assert {r.split(">")[0].split("<")[0].split("=")[0] for r in requires} == {
         "spacy",
         "spacy-transformers",
         "click",
+        "onnxruntime",
+        "onnx",
+        "numpy",
     }, requires
     venv = tmp_path_factory.mktemp("user") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -146,6 +150,15 @@ def test_packaged_model_installs_alone_loads_and_finds_entities(user_venv, workf
         " type(nlp.get_pipe(nlp.pipe_names[0])).__module__)",
     )
     assert out.split() == ["None", "clin_encoder_precision", "en_clin_distilled.precision"]
+    # the path "auto" takes on CPUs without native bf16 runs from the wheel's requirements alone
+    out = run_python(
+        user_venv,
+        "import spacy; nlp = spacy.load('en_clin_distilled',"
+        " config={'components': {'clin_encoder_precision': {'precision': 'onnx-int8'}}});"
+        "doc = nlp('Patient on metformin for type 2 diabetes, complains of headache and chest pain.');"
+        "print(nlp.get_pipe('clin_encoder_precision').applied, len(doc._.trf_data.wordpieces.strings))",
+    )
+    assert out.split()[0] == "onnx-int8" and int(out.split()[1]) == 1
     test_set = workflow_project / "corpus" / "gold" / "maccrobat_test.spacy"
     cmd = [str(user_venv), "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=user_venv.parent)

@@ -26,15 +26,22 @@ def table_rows(data: dict[str, Any]) -> list[list[Any]]:
     rows = [_student_row(f"student (spaCy; packaged default, {precision})", r)
             for r in data["student"]["by_batch_size"]]  # fmt: skip
     rows += [
-        ["ceiling (PyTorch forward only)", r["batch_size"], f"{r['words_per_second']:,.0f}", "", ""]
+        [
+            f"ceiling ({'ONNX Runtime' if precision.startswith('onnx-') else 'PyTorch'} forward only)",
+            r["batch_size"],
+            f"{r['words_per_second']:,.0f}",
+            "",
+            "",
+        ]  # fmt: skip
         for r in data["ceiling"]["by_batch_size"]
     ]
     for variant in variants(data):
         q = data[f"student_{variant}"]
         rows += [
-            _student_row(f"student, {variant} encoder{' (opt-in)' * (variant == 'int8')}", q),
-            [f"ceiling, {variant} encoder", q["batch_size"], f"{q['ceiling_words_per_second']:,.0f}", "", ""],
-        ]
+            _student_row(f"student, {variant} encoder ({q['runtime']})", q),
+            [f"ceiling, {variant} encoder ({q['runtime']} forward only)", q["batch_size"],
+             f"{q['own_runtime_ceiling_words_per_second']:,.0f}", "", ""],
+        ]  # fmt: skip
     rows += [
         [f"teacher {n}", "", f"{t['words_per_second']:,.0f}", "", ""] for n, t in data["teachers"].items()
     ]
@@ -76,12 +83,20 @@ def after_lines(data: dict[str, Any], gold_name: str | None, llm_name: str | Non
         f'- the packaged default\'s encoder precision (`clin_encoder_precision`, "auto"): **{precision}** '
         f"(this CPU {'has' if native_bf16 else 'lacks'} native bf16); before, it always ran in float32",
     ]
+    if "no_bf16_path" in data:
+        path = data["no_bf16_path"]
+        after.append(
+            f'- the path "auto" takes on a CPU without native bf16 (`without_bf16`): **{path["variant"]}**, '
+            f"{path['words_per_second']:,.0f} words/s: **{path['speedup_over_float32']}x** the PyTorch "
+            f"float32 student, ratio to its precision's fastest ceiling **{path['ratio_to_ceiling']}**"
+        )
     for variant in variants(data):
         q = data[f"student_{variant}"]
         how = "`clin_distill.student.int8.quantize_encoder`, opt-in" if variant == "int8" else "set in config"
         after.append(
-            f"- {variant} encoder ({how}): {q['speedup_over_default']}x "
-            f"the default's words/s, ratio to its own {variant} ceiling {q['ratio_to_ceiling']}"
+            f"- {variant} encoder ({q['runtime']}, {how}): {q['speedup_over_default']}x "
+            f"the default's words/s, ratio to the fastest {q['precision']} ceiling ({q['ceiling_from']}) "
+            f"{q['ratio_to_ceiling']}"
         )
         if gold_name:
             key = f"{gold_name}_strict_f1"

@@ -19,14 +19,33 @@ from spacy_transformers.util import batch_by_length
 
 from ..corpora.notes import hash_sample
 from ..corpora.stats import word_count
+from ..student.windows import encoder_runner
 
 
-def benchmark_notes(unlabelled_dir: Path, n: int) -> list[Doc]:
+def benchmark_notes(unlabelled_dir: Path, n: int | None) -> list[Doc]:
     """The real notes every speed measurement uses (CPU and GPU alike): the same hash sample of
     the unlabelled DocBins on every run and machine."""
     vocab = spacy.blank("en").vocab
     docs = (d for p in sorted(unlabelled_dir.glob("*.spacy")) for d in DocBin().from_disk(p).get_docs(vocab))
     return hash_sample(docs, n)
+
+
+def varied_notes(unlabelled_dir: Path, n: int) -> list[str]:
+    """`n` real notes of ever new lengths for a long memory run, more than the corpus holds: the
+    hash-ordered notes as they are, then passes that join the tail of note i (from a point that
+    moves with the pass) to the head of note i + pass, so the lengths keep changing."""
+    texts = [d.text for d in benchmark_notes(unlabelled_dir, None)]
+    out = list(texts[:n])
+    k = 0
+    while len(out) < n:
+        k += 1
+        for i, text in enumerate(texts):
+            other = texts[(i + k) % len(texts)]
+            cut, head = len(text) * (k % 5) // 5, len(other) * (1 + k % 3) // 4
+            out.append(text[cut:] + "\n\n" + other[:head])
+            if len(out) == n:
+                break
+    return out
 
 
 def _status_mb(field: str) -> float | None:
@@ -104,8 +123,10 @@ def ceiling_throughput(
     nlp: Language, texts: Sequence[str], batch_size: int, repeats: int = 2, device: str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, Any]:  # fmt: skip
-    """Forward passes only, of the student's own encoder over its own batches."""
-    model = nlp.get_pipe("transformer").model.transformer.to(device=device, dtype=dtype).eval()
+    """Forward passes only, of the student's own encoder over its own batches: the PyTorch module
+    in `dtype`, or the runtime that `clin_encoder_precision` gave it (ONNX Runtime)."""
+    trf = nlp.get_pipe("transformer").model
+    model = encoder_runner(trf) or trf.transformer.to(device=device, dtype=dtype).eval()
     batches, words = encoder_batches(nlp, texts, batch_size)
     tensors = [(b["input_ids"].to(device), b["attention_mask"].to(device)) for b in batches]
     best = float("inf")

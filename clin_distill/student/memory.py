@@ -9,6 +9,11 @@ them: clin_distill/packaging.py):
   small cache keeps the reuse. It is an environment variable that oneDNN reads at its first
   kernel, so it is set when this pipe is built (during `spacy.load`, before any note); a user's
   own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins.
+- `ideep_cache`: PyTorch's oneDNN wrapper (ideep) keeps a second per-shape cache of its own
+  (LRU_CACHE_CAPACITY, 1,024 by default) that the bf16 encoder filled: over 300 notes the
+  packaged student peaked at 1,112 MB with it, 954 MB capped at 16 and 909 MB with oneDNN's cache
+  at 8 as well, at the same words/s (measured by hand with the commands of the closing note of
+  issue 21). Set the same way; a user's own LRU_CACHE_CAPACITY wins.
 - `malloc_trim_every` / `malloc_trim_margin_mb`: glibc keeps the freed activation buffers of each
   note's new tensor sizes in its heap instead of returning them. After 2,000 varied notes the
   student's resident memory was 1,156 MB without trimming and 844 MB with it (reports/benchmark.md,
@@ -32,11 +37,12 @@ from spacy.tokens import Doc
 
 FACTORY = "clin_memory"
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+IDEEP_CACHE_ENV = "LRU_CACHE_CAPACITY"  # ideep, PyTorch's wrapper of oneDNN: its own per-shape cache
 
 
-def cap_onednn_cache(capacity: int) -> None:
-    """oneDNN's per-shape kernel cache capped at `capacity`, unless the environment already says."""
-    os.environ.setdefault(ONEDNN_CACHE_ENV, str(capacity))
+def cap_onednn_cache(capacity: int, env: str = ONEDNN_CACHE_ENV) -> None:
+    """A per-shape kernel cache capped at `capacity`, unless the environment already says."""
+    os.environ.setdefault(env, str(capacity))
 
 
 def glibc_malloc_trim() -> Callable[[int], int] | None:
@@ -60,7 +66,8 @@ def resident_mb() -> float | None:
 class MemoryLimits:
     """Docs pass unchanged; every `malloc_trim_every` notes (0: never) it looks at resident memory
     and trims the heap when that grew `malloc_trim_margin_mb` or more since the last trim (0: at
-    every check). `onednn_cache` (None: leave oneDNN's default) is applied when the pipe is built."""
+    every check). `onednn_cache` and `ideep_cache` (None: leave the library's default) are applied
+    when the pipe is built."""
 
     def __init__(
         self,
@@ -69,19 +76,23 @@ class MemoryLimits:
         onednn_cache: int | None,
         malloc_trim_every: int,
         malloc_trim_margin_mb: int,
+        ideep_cache: int | None = None,
     ) -> None:
-        if onednn_cache is not None and onednn_cache < 0:
-            raise ValueError(f"{name}: onednn_cache must be >= 0 or null (leave it), got {onednn_cache}")
+        for key, value in (("onednn_cache", onednn_cache), ("ideep_cache", ideep_cache)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name}: {key} must be >= 0 or null (leave it), got {value}")
         if malloc_trim_every < 0:
             raise ValueError(f"{name}: malloc_trim_every must be >= 0 (0: off), got {malloc_trim_every}")
         if malloc_trim_margin_mb < 0:
             raise ValueError(f"{name}: malloc_trim_margin_mb must be >= 0, got {malloc_trim_margin_mb}")
         self.name = name
-        self.onednn_cache = onednn_cache
+        self.onednn_cache, self.ideep_cache = onednn_cache, ideep_cache
         self.malloc_trim_every = malloc_trim_every
         self.malloc_trim_margin_mb = malloc_trim_margin_mb
         if onednn_cache is not None:
             cap_onednn_cache(onednn_cache)
+        if ideep_cache is not None:
+            cap_onednn_cache(ideep_cache, IDEEP_CACHE_ENV)
         self._trim = glibc_malloc_trim() if malloc_trim_every else None
         self._docs = 0
         self._trimmed_at_mb: float | None = None  # resident memory right after the last trim
@@ -100,5 +111,10 @@ class MemoryLimits:
 if not Language.has_factory(FACTORY):
     Language.factory(
         FACTORY,
-        default_config={"onednn_cache": None, "malloc_trim_every": 0, "malloc_trim_margin_mb": 64},
+        default_config={
+            "onednn_cache": None,
+            "ideep_cache": None,
+            "malloc_trim_every": 0,
+            "malloc_trim_margin_mb": 64,
+        },
     )(MemoryLimits)

@@ -1,8 +1,12 @@
-"""The encoder's arithmetic at inference, chosen in the pipeline's config: `clin_encoder_precision`.
+"""The encoder's arithmetic and runtime at inference, chosen in the pipeline's config:
+`clin_encoder_precision`.
 
 On CPUs with native bf16 (AVX512-BF16 or AMX) a bf16 encoder labels notes faster than float32 with
-the same entities (reports/benchmark.md: the float32 encoder ran at 0.53x the bf16 default's
-words/s); elsewhere PyTorch emulates bf16 and it is slower, so "auto" reads the CPU's flags.
+the same entities (reports/benchmark.md); elsewhere PyTorch emulates bf16 and it is slower, so
+"auto" reads the CPU's flags and, without native bf16, runs `without_bf16`: the encoder on ONNX
+Runtime, "onnx-int8" (the default: about twice PyTorch float32's words/s, strict F1 on MACCROBAT
+dev within 0.002 of float32) or "onnx-float32" (float32's entities); onnx_encoder.py. Where
+onnxruntime is not installed, "auto" falls back to PyTorch "float32".
 spacy-transformers runs the encoder in its weights' dtype and hands the outputs to NumPy, which has
 no bf16, and thinc's mixed-precision switch is CUDA-only; so the weights are cast here and the
 encoder's floating outputs cast back to float32.
@@ -20,7 +24,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 FACTORY = "clin_encoder_precision"
-PRECISIONS = ("auto", "float32", "bf16")
+PRECISIONS = ("auto", "float32", "bf16", "onnx-float32", "onnx-int8")
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -55,28 +59,47 @@ class EncoderPrecision:
     Inference only: train from the float weights (`training/*/model-best`), not from a cast copy.
     """
 
-    def __init__(self, nlp: Language, name: str, precision: str, pipe: str) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"{name}: precision must be one of {PRECISIONS}, got {precision!r}")
+    def __init__(self, nlp: Language, name: str, precision: str, pipe: str, without_bf16: str) -> None:
+        for key, value, allowed in (
+            ("precision", precision, PRECISIONS),
+            ("without_bf16", without_bf16, PRECISIONS[1:]),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}: {key} must be one of {allowed}, got {value!r}")
         self.nlp, self.name, self.precision, self.pipe_name = nlp, name, precision, pipe
+        self.without_bf16 = without_bf16
         self.applied: str | None = None
 
     def resolve(self) -> str:
-        """The precision "auto" means here: bf16 on a CPU with native bf16, else float32.
+        """What "auto" means here: bf16 on a CPU with native bf16, else `without_bf16` (PyTorch
+        float32 where onnxruntime is missing).
 
         On a GPU the encoder stays float32: use spacy-transformers' `mixed_precision` there.
         """
-        if self.precision != "auto":
-            return self.precision
+        from .onnx_encoder import available
+
         encoder = self.nlp.get_pipe(self.pipe_name).model.transformer
         on_cpu = next(encoder.parameters()).device.type == "cpu"
-        return "bf16" if on_cpu and cpu_has_bf16() else "float32"
+        choice = self.precision
+        if choice == "auto":
+            choice = "bf16" if on_cpu and cpu_has_bf16() else self.without_bf16
+        if choice.startswith("onnx-") and not (on_cpu and available()):
+            if self.precision != "auto":
+                raise RuntimeError(f"{self.name}: {choice} needs onnx and onnxruntime, and a CPU encoder")
+            choice = "float32"
+        return choice
 
     def apply(self) -> str:
         if self.applied is None:
             self.applied = self.resolve()
             if self.applied == "bf16":
                 bf16_encoder(self.nlp, self.pipe_name)
+            elif self.applied.startswith("onnx-"):
+                from .onnx_encoder import ort_encoder
+
+                # read by the transformer's inference path (windows.py: encoder_runner)
+                trf = self.nlp.get_pipe(self.pipe_name).model
+                trf.clin_encoder_runner = ort_encoder(trf.transformer, self.applied.removeprefix("onnx-"))
         return self.applied
 
     def __call__(self, doc: Doc) -> Doc:
@@ -85,4 +108,6 @@ class EncoderPrecision:
 
 
 if not Language.has_factory(FACTORY):
-    Language.factory(FACTORY, default_config={"precision": "auto", "pipe": "transformer"})(EncoderPrecision)
+    Language.factory(
+        FACTORY, default_config={"precision": "auto", "pipe": "transformer", "without_bf16": "onnx-int8"}
+    )(EncoderPrecision)

@@ -1,26 +1,47 @@
-"""Encoder windows bounded in wordpieces as well as in spaCy tokens.
+"""The student's transformer: encoder windows bounded in wordpieces, and a fast inference path.
 
-spacy-transformers' `strided_spans` cuts a note into windows of N spaCy tokens. A window of odd
-tokens (lab values, codes, long numbers, foreign words) can hold more wordpieces than the encoder
-takes (512 for BERT); spacy-transformers then drops the tail's wordpieces
+Windows. spacy-transformers' `strided_spans` cuts a note into windows of N spaCy tokens. A window
+of odd tokens (lab values, codes, long numbers, foreign words) can hold more wordpieces than the
+encoder takes (512 for BERT); spacy-transformers then drops the tail's wordpieces
 (`truncate_oversize_splits`) and the entities there vanish without a word. This architecture is
 spacy-transformers' `TransformerModel.v3` with its span getter wrapped: a window whose wordpieces
 would exceed `max_wordpieces` is split in halves until each part fits, so every token reaches the
 encoder. Windows that fit are left as they are, so ordinary notes get the encoder input they got
-before.
+before. Written here because no maintained span getter sees the tokenizer (span getters get only
+the docs).
 
-Written here because no maintained span getter sees the tokenizer (span getters get only the
-docs). The file ships inside the packaged model (`spacy package --code`), so it imports nothing
-from the project.
+Inference. At batch size 1 (the packaged default) the transformer component spent about a third
+of its time outside the encoder's forward pass (reports/benchmark.md before this path): the
+tokenizer's Python wrapper (`convert_ids_to_tokens` one id at a time), the token-to-wordpiece
+alignment (`get_token_positions` builds a dict of every Token, twice per batch) and thinc's
+PyTorch shim (`eval()`/`train()` over every submodule per call). `encode` computes the same
+`FullTransformerBatch` (wordpieces, alignment, per-doc split, encoder outputs; tests/test_speed.py
+compares them on real notes) with the Rust tokenizer called directly, one window at a time (its
+batch call's thread pool competed with the encoder's threads for the 2 cores), the alignment in
+NumPy, and the encoder under `torch.inference_mode`, or the runner `clin_encoder_precision` set
+(ONNX Runtime). Training, slow tokenizers, windows longer than the encoder takes and an encoder on
+a GPU use the stock forward. Written here because spacy-transformers has no inference fast path,
+and its successor (spacy-curated-transformers) would change the trained architecture.
+
+The file ships inside the packaged model (`spacy package --code`, which imports each file on its
+own), so it imports nothing from the project.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
+import torch
+from spacy.attrs import IDX, LENGTH, ORTH
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from spacy_transformers.architectures import create_TransformerModel_v3
+from spacy_transformers.data_classes import FullTransformerBatch, TransformerData, WordpieceBatch
+from thinc.api import Model
+from thinc.types import Ragged
 
 ARCHITECTURE = "clin_distill.WordpieceBoundedTransformer.v1"
 # Per-token counts are a close estimate of a window's count (BERT's pre-tokenizer splits at the
@@ -28,6 +49,7 @@ ARCHITECTURE = "clin_distill.WordpieceBoundedTransformer.v1"
 # exactly on their own text.
 EXACT_MARGIN = 16
 _CACHE_LIMIT = 200_000
+_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class WordpieceBoundedSpans:
@@ -37,37 +59,215 @@ class WordpieceBoundedSpans:
         self.get_spans = get_spans
         self.model = model
         self.max_wordpieces = max_wordpieces
-        self._counts: dict[str, int] = {}
+        self._counts: dict[int, int] = {}  # ORTH hash -> wordpieces of that token alone
         self.splits = 0  # windows split so far (read by tests and the benchmark)
 
-    def _token_count(self, tokenizer, text: str) -> int:
-        n = self._counts.get(text)
-        if n is None:
-            if len(self._counts) > _CACHE_LIMIT:
-                self._counts.clear()
-            n = self._counts[text] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        return n
+    def _cumulative_counts(self, tokenizer, doc: Doc) -> np.ndarray:
+        """Wordpieces before each token (and after the last) when each token is tokenized alone,
+        cached by the token's text (its ORTH hash)."""
+        orths = doc.to_array(ORTH).tolist()
+        counts = [self._counts.get(orth) for orth in orths]
+        for i, n in enumerate(counts):
+            if n is None:
+                if len(self._counts) > _CACHE_LIMIT:
+                    self._counts.clear()
+                n = len(tokenizer(doc[i].text, add_special_tokens=False)["input_ids"])
+                counts[i] = self._counts[orths[i]] = n
+        return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
 
-    def fits(self, tokenizer, span: Span) -> bool:
-        estimate = sum(self._token_count(tokenizer, t.text) for t in span) + 2  # [CLS], [SEP]
+    def fits(self, tokenizer, span: Span, cumulative: np.ndarray) -> bool:
+        estimate = int(cumulative[span.end] - cumulative[span.start]) + 2  # [CLS], [SEP]
         if estimate <= self.max_wordpieces - EXACT_MARGIN:
             return True
         return len(tokenizer(span.text)["input_ids"]) <= self.max_wordpieces
 
-    def bounded(self, tokenizer, span: Span) -> list[Span]:
-        if len(span) <= 1 or self.fits(tokenizer, span):
+    def bounded(self, tokenizer, span: Span, cumulative: np.ndarray) -> list[Span]:
+        if len(span) <= 1 or self.fits(tokenizer, span, cumulative):
             return [span]
         self.splits += 1
         mid = span.start + len(span) // 2
         doc = span.doc
-        return self.bounded(tokenizer, doc[span.start : mid]) + self.bounded(tokenizer, doc[mid : span.end])
+        return self.bounded(tokenizer, doc[span.start : mid], cumulative) + self.bounded(
+            tokenizer, doc[mid : span.end], cumulative
+        )
 
     def __call__(self, docs: list[Doc]) -> list[list[Span]]:
         nested = self.get_spans(docs)
         tokenizer = self.model.tokenizer
         if tokenizer is None:  # before the backbone is loaded: nothing to count with yet
             return nested
-        return [[part for span in spans for part in self.bounded(tokenizer, span)] for spans in nested]
+        out = []
+        for doc, spans in zip(docs, nested, strict=True):
+            cumulative = self._cumulative_counts(tokenizer, doc)
+            out.append([part for span in spans for part in self.bounded(tokenizer, span, cumulative)])
+        return out
+
+
+RUNNER_ATTR = "clin_encoder_runner"  # set by clin_encoder_precision (ONNX Runtime)
+
+
+def encoder_runner(model: Model) -> Callable[..., Any] | None:
+    """What runs the encoder at inference where it is not the model's own PyTorch module: an
+    attribute of the model itself, so two imports of this file (project, package) agree on it."""
+    return getattr(model, RUNNER_ATTR, None)
+
+
+def _backend(tokenizer) -> Any | None:
+    """A private copy of the fast tokenizer's Rust backend with no truncation or padding (the HF
+    wrapper sets both on its own backend per call), or None for a slow tokenizer."""
+    backend = _BACKENDS.get(tokenizer)
+    if backend is None:
+        rust = getattr(tokenizer, "_tokenizer", None)
+        if rust is None:
+            return None
+        backend = type(rust).from_str(rust.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+        _BACKENDS[tokenizer] = backend
+    return backend
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated `range(start, start + length)` for each pair, and which pair each came from."""
+    owner = np.repeat(np.arange(len(starts)), lengths)
+    first = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum())) - first[owner] + starts[owner], owner
+
+
+def align(nested_spans: list[list], docs: list[Doc], offsets: np.ndarray, n_wordpieces: np.ndarray) -> Ragged:
+    """spacy-transformers' `get_alignment_via_offset_mapping`, vectorised: for every token of every
+    doc, the sorted flat indices (row * padded width + column) of the wordpieces with a character
+    in the token or in the one character after it (which the next token claims if it starts there)."""
+    n_rows, width = offsets.shape[:2]
+    stride = n_rows * width + 1
+    doc_offsets = np.cumsum([0] + [len(d) for d in docs])
+    keys, row = [], 0
+    for d, (doc, doc_spans) in enumerate(zip(docs, nested_spans, strict=True)):
+        idx, length = doc.to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2).T
+        for span in doc_spans:
+            s, e = span.start, span.end
+            if e > s:
+                tok_start = idx[s:e] - idx[s]
+                tok_end = np.minimum(
+                    tok_start + length[s:e] + 1, np.append(tok_start[1:], tok_start[-1] + length[e - 1] + 1)
+                )
+                n_chars = int(tok_end[-1])
+                chars, tok_of_char = _ranges(tok_start, tok_end - tok_start)
+                char_to_tok = np.full(n_chars, -1, dtype=np.int64)
+                char_to_tok[chars] = tok_of_char
+                n = int(n_wordpieces[row])
+                wp_start = offsets[row, :n, 0]
+                pos, wp = _ranges(wp_start, np.maximum(offsets[row, :n, 1] - wp_start, 0))
+                inside = (pos >= 0) & (pos < n_chars)
+                tok = char_to_tok[pos[inside]]
+                hit = tok >= 0
+                keys.append((doc_offsets[d] + s + tok[hit]) * stride + row * width + wp[inside][hit])
+            row += 1
+    flat = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.int64)
+    positions, data = np.divmod(flat, stride)
+    lengths = np.bincount(positions, minlength=int(doc_offsets[-1]))
+    return Ragged(data.astype("i"), lengths.astype("i"))
+
+
+def encode(model: Model, docs: list[Doc]) -> FullTransformerBatch | None:
+    """The inference batch of the stock forward, or None where this path does not apply (a slow
+    tokenizer; an encoder on a GPU, where spacy-transformers' own device handling is kept)."""
+    tokenizer = model.tokenizer
+    backend = _backend(tokenizer) if tokenizer is not None else None
+    runner = encoder_runner(model)
+    if backend is None or (runner is None and next(model.transformer.parameters()).device.type != "cpu"):
+        return None
+    nested_spans = model.attrs["get_spans"](docs)
+    flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
+    if not flat_spans:
+        return None
+    encodings = [backend.encode(span.text, add_special_tokens=True) for span in flat_spans]
+    n_wp = np.array([len(enc.ids) for enc in encodings], dtype=np.int64)
+    width = int(n_wp.max())
+    if width > tokenizer.model_max_length:
+        return None  # the stock forward truncates oversize windows
+    n = len(encodings)
+    pad_id, pad_token = tokenizer.pad_token_id, tokenizer.pad_token
+    input_ids = np.full((n, width), pad_id, dtype=np.int64)
+    type_ids = np.zeros((n, width), dtype=np.int64)
+    offsets = np.zeros((n, width, 2), dtype=np.int64)
+    mask = np.zeros((n, width), dtype=np.float32)
+    strings = []
+    for i, enc in enumerate(encodings):
+        k = n_wp[i]
+        input_ids[i, :k] = enc.ids
+        type_ids[i, :k] = enc.type_ids
+        offsets[i, :k] = enc.offsets
+        mask[i, :k] = 1.0
+        strings.append(enc.tokens + [pad_token] * int(width - k))
+    with_types = "token_type_ids" in tokenizer.model_input_names
+    wordpieces = WordpieceBatch(
+        strings=strings,
+        input_ids=input_ids,
+        attention_mask=mask,
+        lengths=[int(k) for k in n_wp],
+        token_type_ids=type_ids if with_types else None,
+    )
+    alignment = align(nested_spans, docs, offsets, n_wp)
+    inputs = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    if with_types:
+        inputs["token_type_ids"] = torch.from_numpy(type_ids)
+    if runner is not None:
+        outputs = runner(**inputs)
+    else:
+        encoder = model.transformer
+        if encoder.training:
+            encoder.eval()
+        with torch.inference_mode():
+            outputs = encoder(**inputs)
+    batch = FullTransformerBatch(
+        spans=nested_spans, wordpieces=wordpieces, model_output=outputs, align=alignment
+    )
+    batch.cached_doc_data = split_by_doc(batch, docs)
+    return batch
+
+
+def split_by_doc(batch: FullTransformerBatch, docs: list[Doc]) -> list[TransformerData]:
+    """`FullTransformerBatch.split_by_doc` with token positions from the docs' lengths, not a dict
+    of every Token."""
+    arrays = {}
+    for key, value in batch.model_output.items():
+        if torch.is_tensor(value):
+            arrays[key] = value.numpy() if value.dtype != torch.bfloat16 else value.float().numpy()
+    doc_offsets = np.cumsum([0] + [len(d) for d in docs])
+    outputs, start, prev_tokens = [], 0, 0
+    for d, doc_spans in enumerate(batch.spans):
+        if len(doc_spans) == 0 or len(doc_spans[0]) == 0:
+            outputs.append(TransformerData.empty())
+            continue
+        start_i = int(doc_offsets[d]) + doc_spans[0].start
+        end_i = int(doc_offsets[d]) + doc_spans[-1].end
+        end = start + len(doc_spans)
+        doc_tokens = batch.wordpieces[start:end]
+        doc_align = batch.align[start_i:end_i]
+        doc_align.data = doc_align.data - prev_tokens
+        model_output = type(batch.model_output)()
+        for key, array in arrays.items():
+            model_output[key] = array[start:end]
+        outputs.append(TransformerData(wordpieces=doc_tokens, model_output=model_output, align=doc_align))
+        prev_tokens += doc_tokens.input_ids.size
+        start = end
+    return outputs
+
+
+def with_fast_inference(model: Model) -> Model:
+    """Give a spacy-transformers TransformerModel this inference path (training unchanged)."""
+    stock = model._func
+
+    def forward(model: Model, docs: list[Doc], is_train: bool):
+        if not is_train:
+            batch = encode(model, docs)
+            if batch is not None:
+                return batch, lambda d_output: docs
+        return stock(model, docs, is_train)
+
+    model._func = forward
+    return model
 
 
 @registry.architectures(ARCHITECTURE)
@@ -80,11 +280,12 @@ def wordpiece_bounded_transformer(
     grad_scaler_config: dict = {},  # noqa: B006
     max_wordpieces: int = 510,
 ):
-    """`spacy-transformers.TransformerModel.v3` whose windows never exceed `max_wordpieces`."""
+    """`spacy-transformers.TransformerModel.v3` whose windows never exceed `max_wordpieces`, with
+    the inference path of `inference.py` (same outputs, less Python per note)."""
     if max_wordpieces < 3:
         raise ValueError(f"max_wordpieces must be >= 3, got {max_wordpieces}")
     model = create_TransformerModel_v3(
         name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
     )
     model.attrs["get_spans"] = WordpieceBoundedSpans(get_spans, model, max_wordpieces)
-    return model
+    return with_fast_inference(model)
