@@ -17,7 +17,8 @@ def _student_row(what: str, r: dict[str, Any]) -> list[Any]:
 
 
 def variants(data: dict[str, Any]) -> list[str]:
-    """The other encoders measured beside the default ("float32", "int8"), in the run's order."""
+    """The other encoders measured beside the default ("float32", "onnx-float32", "int8",
+    "onnx-int8"), in the run's order."""
     return [key.removeprefix("student_") for key in data if key.startswith("student_")]
 
 

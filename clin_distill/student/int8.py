@@ -1,8 +1,9 @@
 """Opt-in int8 encoder for CPU inference, at a strict-F1 cost measured by `weasel run benchmark`.
 
-In the committed run (reports/benchmark.md, 2 cores with native bf16) it labelled 0.99x the words/s
-of the bf16 default and 1.9x those of the float32 encoder; on a CPU without native bf16, where
-"auto" runs float32, it was 1.38x the default (reports/benchmark_no_bf16.md, the 6-layer student).
+In the committed run (reports/benchmark.md, 2 cores with native bf16) it labelled 1.12x the words/s
+of the bf16 default, slower than ONNX Runtime's int8 ("onnx-int8", the packaged model's path on
+CPUs without native bf16: clin_distill/student/onnx_encoder.py) and further from the default's
+strict F1; it stays as the PyTorch-only int8 and as a runtime of the benchmark's int8 ceiling.
 
 PyTorch's dynamic quantization (per-channel int8 weights, activations quantized on the fly) on
 every `nn.Linear` of the spacy-transformers encoder; per-tensor scales were measured to cost up

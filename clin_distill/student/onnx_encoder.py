@@ -9,8 +9,8 @@ and the package ships no second copy of them; int8 is ONNX Runtime's dynamic qua
 pipeline: saving and training are unchanged.
 
 Written here because spacy-transformers runs only PyTorch modules; the runner plugs into the
-inference path of `inference.py`. The file ships inside the packaged model (`spacy package
---code`), so it imports only PyTorch, NumPy and (when used) onnx / onnxruntime.
+inference path of `windows.py` (`encode`). The file ships inside the packaged model (`spacy package
+--code`), so it imports only PyTorch, NumPy, transformers and (when used) onnx / onnxruntime.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 RUNTIME_PRECISIONS = ("float32", "int8")
 
@@ -69,9 +70,7 @@ class OrtEncoder:
         self.outputs = outputs
         self.inputs = {i.name for i in self.session.get_inputs()}
 
-    def __call__(self, **inputs: torch.Tensor):
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
-
+    def __call__(self, **inputs: torch.Tensor) -> BaseModelOutputWithPooling:
         feed = {k: v.numpy() for k, v in inputs.items() if k in self.inputs}
         if "token_type_ids" in self.inputs and "token_type_ids" not in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
