@@ -40,6 +40,20 @@ def test_codes_from_the_lexicons_with_their_systems(linker_nlp):
     assert ents["chest pain"].kb_id_ and ents["chest pain"]._.link == "exact"
 
 
+def test_drug_classes_are_not_given_as_the_drugs_mesh_code(linker_nlp):
+    # drug-named-entity-recognition lists haloperidol with D018726 (Dopamine Antagonists), an id
+    # many drugs share; BC5CDR's gold id for haloperidol is D006220, which no shipped lexicon holds.
+    doc = entities(
+        linker_nlp,
+        "Given haloperidol and fentanyl.",
+        [("haloperidol", "MEDICATION"), ("fentanyl", "MEDICATION")],
+    )
+    for ent in doc.ents:
+        assert ent.kb_id_, ent.text
+        assert not [c for c in ent._.codes if c.startswith("MESH:")], (ent.text, ent._.codes)
+    assert "MESH_CLASS:D018726" in doc.ents[0]._.codes
+
+
 def test_abbreviation_takes_its_long_forms_codes(linker_nlp):
     text = "Chronic obstructive pulmonary disease (COPD) is stable. COPD inhaler daily."
     doc = entities(

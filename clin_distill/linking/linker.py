@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import srsly
+from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
@@ -34,6 +35,7 @@ CODE_SYSTEMS = {
     "HP": "HPO",
     "SYMP": "Symptom Ontology",
     "MESH": "MeSH",
+    "MESH_CLASS": "MeSH class",  # a drug class or pharmacological action, not the drug itself
     "DRUGBANK": "DrugBank",
     "SNOMEDCT": "SNOMED CT",
     "UMLS": "UMLS",
@@ -189,11 +191,12 @@ class Linker:
         if not self.partial:
             return [], None
         words = [t for t in span if not t.is_punct]
+        mention, offset = span.text, span.start_char  # Doc.text joins every token: read it once
         for n in range(min(len(words) - 1, MAX_NGRAM), 0, -1):
             # Rightmost n-gram first: English noun phrases put the head last.
             for start in range(len(words) - n, -1, -1):
                 first, last = words[start], words[start + n - 1]
-                gram = normalise(span.doc.text[first.idx : last.idx + len(last)])
+                gram = normalise(mention[first.idx - offset : last.idx + len(last) - offset])
                 if len(gram) < 3:
                     continue
                 for form in [gram, *singulars(gram)]:
@@ -210,7 +213,8 @@ class Linker:
     # --- pipeline --------------------------------------------------------------------------
 
     def __call__(self, doc: Doc) -> Doc:
-        pairs = abbreviation_pairs(doc) if self.abbreviations and "(" in doc.text else {}
+        has_paren = self.abbreviations and bool((doc.to_array(ORTH) == doc.vocab.strings["("]).any())
+        pairs = abbreviation_pairs(doc) if has_paren else {}
         ents = []
         for ent in doc.ents:
             table = self.tables.get(ent.label_)

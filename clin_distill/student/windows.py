@@ -281,7 +281,7 @@ def wordpiece_bounded_transformer(
     max_wordpieces: int = 510,
 ):
     """`spacy-transformers.TransformerModel.v3` whose windows never exceed `max_wordpieces`, with
-    the inference path of `inference.py` (same outputs, less Python per note)."""
+    the inference path above (`with_fast_inference`: same outputs, less Python per note)."""
     if max_wordpieces < 3:
         raise ValueError(f"max_wordpieces must be >= 3, got {max_wordpieces}")
     model = create_TransformerModel_v3(
