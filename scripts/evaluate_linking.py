@@ -58,7 +58,7 @@ def main(linker_dir: Path, dev: Path, test: Path, report: Path) -> None:
         "id the shipped lexicons know; *accuracy*: correct among those; *of all*: correct among all "
         "mentions. Settings compared on dev; test reported for the shipped ones "
         f"({shipped}). BC5CDR `Chemical` is scored as MEDICATION. No shipped lexicon holds MeSH's own "
-        "descriptors for most drugs: drug-named-entity-recognition's `mesh_id` is, for most drugs, a "
+        "descriptors for most drugs: drug-named-entity-recognition's `mesh_id` is usually a "
         "class that several drugs share (a pharmacological action such as D018726 Dopamine "
         "Antagonists for haloperidol, gold D006220); those ids are kept as `MESH_CLASS:` and not "
         "counted as the drug's MeSH code, hence the low MEDICATION coverage.",

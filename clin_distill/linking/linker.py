@@ -179,7 +179,8 @@ class Linker:
 
     def link_text(self, table: str, span: Span) -> tuple[list[str], str | None]:
         """Codes for a mention and how they were found: "exact", "singular", "derived", "partial"."""
-        text = normalise(span.text)
+        mention = span.text  # Doc.text and Span.text join every token: read it once
+        text = normalise(mention)
         if codes := self.lookup(table, text):
             return codes, "exact"
         for form in singulars(text):
@@ -191,7 +192,7 @@ class Linker:
         if not self.partial:
             return [], None
         words = [t for t in span if not t.is_punct]
-        mention, offset = span.text, span.start_char  # Doc.text joins every token: read it once
+        offset = span.start_char
         for n in range(min(len(words) - 1, MAX_NGRAM), 0, -1):
             # Rightmost n-gram first: English noun phrases put the head last.
             for start in range(len(words) - n, -1, -1):
