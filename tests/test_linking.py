@@ -67,6 +67,16 @@ def test_abbreviation_takes_its_long_forms_codes(linker_nlp):
     assert normalise("COPD") in abbreviation_pairs(doc)
 
 
+def test_every_form_of_the_mention_adds_its_codes(linker_nlp):
+    # RxNorm lists "lactate" as written; drug-named-entity-recognition lists the MeSH descriptor
+    # (D019344, BC5CDR's gold id) under the acid's name, "lactic acid".
+    doc = entities(linker_nlp, "Serum lactate rose after metformin.", [("lactate", "MEDICATION")])
+    (lactate,) = doc.ents
+    assert lactate._.link == "exact" and lactate.kb_id_.startswith("RXNORM:")
+    assert "MESH:D019344" in lactate._.codes
+    assert linker_nlp.get_pipe("clin_linker").lookup("rxnorm", "lactic acid")[0] in lactate._.codes
+
+
 def test_unknown_mention_gets_no_code_and_partial_match_finds_the_head(linker_nlp):
     doc = entities(
         linker_nlp,

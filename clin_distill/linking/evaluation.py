@@ -3,7 +3,9 @@
 The linker runs on the gold spans (not on predicted ones), so this measures linking alone. A
 mention's gold id is "known" when the table of its label holds it for some term; accuracy is the share of
 known mentions whose first predicted MeSH id is one of the gold ids (BC5CDR lists composite
-mentions as "D1|D2"). Coverage is known / all mentions with a gold id.
+mentions as "D1|D2"). Coverage is known / all mentions with a gold id; `listed` is the share of
+known mentions whose gold id is anywhere among the linker's codes, the most a better ranking could
+reach.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def link_scores(
             if not ids & known_ids[ent.label_]:
                 continue
             c["known"] += 1
-            predicted = next((x for x in ent._.codes or [] if x.startswith(prefix + ":")), None)
+            listed = [x for x in ent._.codes or [] if x.startswith(prefix + ":")]
+            predicted = listed[0] if listed else None
+            c["listed"] += bool(ids.intersection(listed))
             how = ent._.link or "none"
             by_how[ent.label_][f"{how}_n"] += 1
             if predicted in ids:
@@ -63,6 +67,8 @@ def link_scores(
             "coverage": c["known"] / c["mentions"] if c["mentions"] else 0.0,
             "accuracy": c["correct"] / c["known"] if c["known"] else 0.0,
             "accuracy_all_mentions": c["correct"] / c["mentions"] if c["mentions"] else 0.0,
+            # the best any ranking of the linker's codes could do: gold id anywhere among them
+            "listed": c["listed"] / c["known"] if c["known"] else 0.0,
             "known_without_code": c["no_code"],
             "by_match": dict(sorted(by_how[label].items())),
         }

@@ -3,8 +3,9 @@
 Sets `ent.kb_id_` (a CURIE such as "RXNORM:6809", "ICD10CM:E11.9", "DOID:9352", "HP:0002315"),
 `ent._.code_system` ("RxNorm", "ICD-10-CM", ...) and `ent._.codes`: every code the lexicons and
 their cross-references give the term (the first is kb_id; MeSH, UMLS and SNOMED CT ids follow where
-known). A mention is looked up as written (lower-cased), then singular, then by its longest
-word n-gram the table knows ("severe essential hypertension" -> "essential hypertension"); an
+known). A mention is looked up as written (lower-cased), singular and as the noun of an adjective;
+the codes of its longest word n-gram the table knows follow ("severe essential hypertension" ->
+"essential hypertension"), and are all it gets when no form of the whole mention is known; an
 abbreviation defined in the note ("angiotensin-converting enzyme (ACE)") takes its long form's
 codes. The table is built by `weasel run linker-table` (clin_distill/linking/table.py) and stored
 inside the component (to_disk/from_disk), so the packaged model carries it.
@@ -41,12 +42,14 @@ CODE_SYSTEMS = {
     "UMLS": "UMLS",
 }
 MAX_NGRAM = 8
+CACHE_LIMIT = 20_000  # cached lookups (a few MB), cleared when full
 # Adjective -> noun suffix rules, tried in order when a mention is not in the table as written:
 # hypertensive -> hypertension, ischemic -> ischemia, epileptic -> epilepsy, thrombotic ->
-# thrombosis, diabetic -> diabetes, parkinsonian -> parkinsonism, nephrotoxic -> nephrotoxicity.
+# thrombosis, diabetic -> diabetes, parkinsonian -> parkinsonism, nephrotoxic -> nephrotoxicity;
+# and a chemical's anion -> its acid, the name drug lexicons use: lactate -> lactic acid.
 DERIVATIONS = [
     ["tive", "tion"], ["sive", "sion"], ["ic", "ia"], ["tic", "sy"], ["tic", "sis"], ["ic", "es"],
-    ["ian", "ism"], ["ic", "icity"], ["al", ""], ["ic", "y"],
+    ["ian", "ism"], ["ic", "icity"], ["al", ""], ["ic", "y"], ["ate", "ic acid"],
 ]  # fmt: skip
 _SPACE = re.compile(r"\s+")
 
@@ -86,9 +89,10 @@ def abbreviation_pairs(doc: Doc, max_long_words: int = 8) -> dict[str, Span]:
     short form's characters appear in order, its first character starting a word.
     """
     pairs: dict[str, Span] = {}
-    for i in range(1, len(doc) - 2):
-        if doc[i].text != "(" or doc[i + 2].text != ")":
-            continue
+    orths = doc.to_array(ORTH)
+    opens = orths[1:-2] == doc.vocab.strings["("]
+    closes = orths[3:] == doc.vocab.strings[")"]
+    for i in (np.flatnonzero(opens & closes) + 1).tolist():  # "(" at i, ")" at i + 2
         short = doc[i + 1].text
         if not (2 <= len(short) <= 10 and short[0].isalnum() and any(c.isalpha() for c in short)):
             continue
@@ -141,6 +145,7 @@ class Linker:
         self.codes: list[str] = []
         self.key_tables = np.zeros(0, dtype=np.int8)  # which table each key belongs to
         self.table_names: list[str] = []
+        self._cache: dict[tuple[str, str], list[str]] = {}
 
     # --- table -----------------------------------------------------------------------------
 
@@ -153,6 +158,7 @@ class Linker:
             for text, codes in entries[table].items():
                 ids = [index.setdefault(c, len(index)) for c in dict.fromkeys(codes)]
                 rows.append((key_hash(table, text), t, ids))
+        self._cache.clear()
         rows.sort(key=lambda r: r[0])
         keys = np.array([k for k, _, _ in rows], dtype=np.uint64)
         if len(keys) > 1 and (np.diff(keys) == 0).any():
@@ -171,30 +177,49 @@ class Linker:
         return {self.codes[i] for i in np.unique(ids)}
 
     def lookup(self, table: str, text: str) -> list[str]:
+        """The table's codes for one normalised form (notes repeat their terms: answers are cached)."""
+        cached = self._cache.get((table, text))
+        if cached is not None:
+            return cached
         key = np.uint64(key_hash(table, text))
         i = int(np.searchsorted(self.keys, key))
-        if i == len(self.keys) or self.keys[i] != key:
-            return []
-        return [self.codes[j] for j in self.code_ids[self.starts[i] : self.starts[i + 1]]]
+        found = []
+        if i < len(self.keys) and self.keys[i] == key:
+            found = [self.codes[j] for j in self.code_ids[self.starts[i] : self.starts[i + 1]]]
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[(table, text)] = found
+        return found
 
     def link_text(self, table: str, span: Span) -> tuple[list[str], str | None]:
-        """Codes for a mention and how they were found: "exact", "singular", "derived", "partial"."""
+        """Codes for a mention and how the first were found: "exact", "singular", "derived", "partial".
+
+        Every form of the mention itself (as written, singular, noun form of an adjective) adds
+        the codes the table lists for it, in that order: "lactate" is RxNorm's ingredient as
+        written and, as "lactic acid", the MeSH descriptor. The codes of its longest known word
+        n-gram (a broader concept: "acute renal failure" -> "renal failure") come last.
+        """
         mention = span.text  # Doc.text and Span.text join every token: read it once
         text = normalise(mention)
-        if codes := self.lookup(table, text):
-            return codes, "exact"
-        for form in singulars(text):
-            if codes := self.lookup(table, form):
-                return codes, "singular"
-        for form in self.derived(text):
-            if codes := self.lookup(table, form):
-                return codes, "derived"
-        if not self.partial:
-            return [], None
+        codes: list[str] = []
+        how = None
+        forms = [("exact", text)] + [("singular", f) for f in singulars(text)]
+        for method, form in forms + [("derived", f) for f in self.derived(text)]:
+            found = self.lookup(table, form)
+            if found and how is None:
+                how = method
+            codes += [c for c in found if c not in codes]
+        if self.partial and (broader := self.head_codes(table, span, mention)):
+            codes += [c for c in broader if c not in codes]
+            how = how or "partial"
+        return codes, how
+
+    def head_codes(self, table: str, span: Span, mention: str) -> list[str]:
+        """Codes of the mention's longest word n-gram that the table knows, rightmost first
+        (English noun phrases put the head last)."""
         words = [t for t in span if not t.is_punct]
         offset = span.start_char
         for n in range(min(len(words) - 1, MAX_NGRAM), 0, -1):
-            # Rightmost n-gram first: English noun phrases put the head last.
             for start in range(len(words) - n, -1, -1):
                 first, last = words[start], words[start + n - 1]
                 gram = normalise(mention[first.idx - offset : last.idx + len(last) - offset])
@@ -202,8 +227,8 @@ class Linker:
                     continue
                 for form in [gram, *singulars(gram)]:
                     if codes := self.lookup(table, form):
-                        return codes, "partial"
-        return [], None
+                        return codes
+        return []
 
     def derived(self, text: str) -> list[str]:
         """Noun forms of an adjective by the configured suffix rules ("hypertensive" -> "hypertension")."""
@@ -214,8 +239,7 @@ class Linker:
     # --- pipeline --------------------------------------------------------------------------
 
     def __call__(self, doc: Doc) -> Doc:
-        has_paren = self.abbreviations and bool((doc.to_array(ORTH) == doc.vocab.strings["("]).any())
-        pairs = abbreviation_pairs(doc) if has_paren else {}
+        pairs = abbreviation_pairs(doc) if self.abbreviations and doc.ents else {}
         ents = []
         for ent in doc.ents:
             table = self.tables.get(ent.label_)
@@ -260,6 +284,7 @@ class Linker:
         self.key_tables = np.load(path / "key_tables.npy")
         names = srsly.read_msgpack(path / "codes.msgpack")
         self.codes, self.table_names = list(names["codes"]), list(names["tables"])
+        self._cache.clear()
         return self
 
 

@@ -18,10 +18,12 @@ PyTorch shim (`eval()`/`train()` over every submodule per call). `encode` comput
 `FullTransformerBatch` (wordpieces, alignment, per-doc split, encoder outputs; tests/test_speed.py
 compares them on real notes) with the Rust tokenizer called directly, one window at a time (its
 batch call's thread pool competed with the encoder's threads for the 2 cores), the alignment in
-NumPy, and the encoder under `torch.inference_mode`, or the runner `clin_encoder_precision` set
-(ONNX Runtime). Training, slow tokenizers, windows longer than the encoder takes and an encoder on
-a GPU use the stock forward. Written here because spacy-transformers has no inference fast path,
-and its successor (spacy-curated-transformers) would change the trained architecture.
+NumPy, the wordpiece bound checked on the windows' own encodings (the per-token estimate above
+runs only where a window is over), and the encoder under `torch.inference_mode`, or the runner
+`clin_encoder_precision` set (ONNX Runtime). Training, slow tokenizers, windows longer than the
+encoder takes and an encoder on a GPU use the stock forward. Written here because
+spacy-transformers has no inference fast path, and its successor (spacy-curated-transformers)
+would change the trained architecture.
 
 The file ships inside the packaged model (`spacy package --code`, which imports each file on its
 own), so it imports nothing from the project.
@@ -169,6 +171,14 @@ def align(nested_spans: list[list], docs: list[Doc], offsets: np.ndarray, n_word
     return Ragged(data.astype("i"), lengths.astype("i"))
 
 
+def _encodings(backend, nested_spans: list[list[Span]]) -> list | None:
+    """The Rust tokenizer's encoding of every window, one at a time (None: no window at all)."""
+    flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
+    if not flat_spans:
+        return None
+    return [backend.encode(span.text, add_special_tokens=True) for span in flat_spans]
+
+
 def encode(model: Model, docs: list[Doc]) -> FullTransformerBatch | None:
     """The inference batch of the stock forward, or None where this path does not apply (a slow
     tokenizer; an encoder on a GPU, where spacy-transformers' own device handling is kept)."""
@@ -177,11 +187,17 @@ def encode(model: Model, docs: list[Doc]) -> FullTransformerBatch | None:
     runner = encoder_runner(model)
     if backend is None or (runner is None and next(model.transformer.parameters()).device.type != "cpu"):
         return None
-    nested_spans = model.attrs["get_spans"](docs)
-    flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
-    if not flat_spans:
+    getter = model.attrs["get_spans"]
+    bounded = isinstance(getter, WordpieceBoundedSpans)
+    # The wordpiece bound splits only a window whose exact count is over its limit, and the
+    # encodings below count exactly: windows are bounded only when one of them is over.
+    nested_spans = getter.get_spans(docs) if bounded else getter(docs)
+    encodings = _encodings(backend, nested_spans)
+    if encodings is None:
         return None
-    encodings = [backend.encode(span.text, add_special_tokens=True) for span in flat_spans]
+    if bounded and max(len(enc.ids) for enc in encodings) > getter.max_wordpieces:
+        nested_spans = getter(docs)
+        encodings = _encodings(backend, nested_spans)
     n_wp = np.array([len(enc.ids) for enc in encodings], dtype=np.int64)
     width = int(n_wp.max())
     if width > tokenizer.model_max_length:
