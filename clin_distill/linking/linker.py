@@ -7,7 +7,7 @@ known). A mention is looked up as written (lower-cased), singular and as the nou
 the codes of its longest word n-gram the table knows follow ("severe essential hypertension" ->
 "essential hypertension"), and are all it gets when no form of the whole mention is known; an
 abbreviation defined in the note ("angiotensin-converting enzyme (ACE)") takes its long form's
-codes. The table is built by `weasel run linker-table` (clin_distill/linking/table.py) and stored
+codes. The table is built by `weasel run linker` (clin_distill/linking/table.py) and stored
 inside the component (to_disk/from_disk), so the packaged model carries it.
 
 This file ships inside the packaged model (`spacy package --code`), so it imports only spaCy,
@@ -43,7 +43,7 @@ CODE_SYSTEMS = {
 }
 MAX_NGRAM = 8
 CACHE_LIMIT = 20_000  # cached lookups (a few MB), cleared when full
-# Adjective -> noun suffix rules, tried in order when a mention is not in the table as written:
+# Adjective -> noun suffix rules, each a further form of the mention (after as written, singular):
 # hypertensive -> hypertension, ischemic -> ischemia, epileptic -> epilepsy, thrombotic ->
 # thrombosis, diabetic -> diabetes, parkinsonian -> parkinsonism, nephrotoxic -> nephrotoxicity;
 # and a chemical's anion -> its acid, the name drug lexicons use: lactate -> lactic acid.
