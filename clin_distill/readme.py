@@ -89,8 +89,23 @@ def speed(reports: Path, project: Path) -> list[str]:
         )
         + f"Peak RSS over {long_run['notes']:,} varied notes: {long_run['peak_rss_mb']:,.0f} MB. "
         f"Cost per 1,000 notes: student ${b['cost_per_1k_notes_usd']['student_cpu']} on a CPU instance, "
-        f"GPT-4o ${b['cost_per_1k_notes_usd']['gpt-4o']} ({b['gpt4o_cost_ratio']:,.0f}x).",
+        f"GPT-4o ${b['cost_per_1k_notes_usd']['gpt-4o']} ({b['gpt4o_cost_ratio']:,.0f}x)."
+        + no_bf16_machine(reports),
     ]
+
+
+def no_bf16_machine(reports: Path) -> str:
+    """The same benchmark on a CPU without native bf16 (reports/benchmark_no_bf16.json), if run."""
+    b = _load(reports, "benchmark_no_bf16")
+    if b is None or "student_float32" not in b:
+        return ""
+    s, m = b["student"], b["machine"]
+    speedup = s["words_per_second"] / b["student_float32"]["words_per_second"]
+    return (
+        f" On {m['cpu_count']} cores without native bf16 (`reports/benchmark_no_bf16.md`), the default "
+        f"({s['precision']}) labels {s['words_per_second']:,.0f} words/s, {b['ratio_to_ceiling']:.3f} of "
+        f"its ceiling, {speedup:.2f}x PyTorch float32."
+    )
 
 
 def use(reports: Path, project: Path) -> list[str]:

@@ -44,7 +44,7 @@ def nlp():
 
 
 PROJECT_FILES = ("project.yml", "scripts", "configs", "clin_distill", "README.md")
-COMMITTED_INPUTS = ("benchmark.json", "extract.json", "external.json")
+COMMITTED_INPUTS = ("benchmark.json", "benchmark_no_bf16.json", "extract.json", "external.json")
 
 PROFILE = os.environ.get("CLIN_TEST_PROFILE", "small")
 SMALL_PROFILE = PROFILE == "small"

@@ -30,3 +30,15 @@ def test_a_changed_report_makes_the_readme_stale(tmp_path):
     assert fresh != readme and "| distilled student (packaged) | 0.999" in fresh
     with pytest.raises(ValueError, match="no <!-- generated:speed --> block"):
         render(readme.replace("<!-- generated:speed -->", ""), reports, ROOT / "project.yml")
+
+
+def test_the_no_bf16_speed_comes_from_its_own_report(tmp_path):
+    reports = tmp_path / "reports"
+    shutil.copytree(ROOT / "reports", reports)
+    readme = (ROOT / "README.md").read_text()
+    b = json.loads((reports / "benchmark_no_bf16.json").read_text())
+    words = b["student"]["words_per_second"]
+    sentence = f"labels {words:,.0f} words/s, {b['ratio_to_ceiling']:.3f} of its ceiling"
+    assert sentence in render(readme, reports, ROOT / "project.yml")
+    (reports / "benchmark_no_bf16.json").unlink()
+    assert "benchmark_no_bf16" not in render(readme, reports, ROOT / "project.yml")
