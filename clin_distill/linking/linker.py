@@ -145,7 +145,7 @@ class Linker:
         self.codes: list[str] = []
         self.key_tables = np.zeros(0, dtype=np.int8)  # which table each key belongs to
         self.table_names: list[str] = []
-        self._cache: dict[tuple[str, str], list[str]] = {}
+        self._cache: dict[tuple[str, str], tuple[str, ...]] = {}
 
     # --- table -----------------------------------------------------------------------------
 
@@ -176,16 +176,17 @@ class Linker:
         ids = np.concatenate([self.code_ids[self.starts[i] : self.starts[i + 1]] for i in rows])
         return {self.codes[i] for i in np.unique(ids)}
 
-    def lookup(self, table: str, text: str) -> list[str]:
-        """The table's codes for one normalised form (notes repeat their terms: answers are cached)."""
+    def lookup(self, table: str, text: str) -> tuple[str, ...]:
+        """The table's codes for one normalised form (notes repeat their terms: answers are cached,
+        as tuples, so no caller can change a cached answer)."""
         cached = self._cache.get((table, text))
         if cached is not None:
             return cached
         key = np.uint64(key_hash(table, text))
         i = int(np.searchsorted(self.keys, key))
-        found = []
+        found: tuple[str, ...] = ()
         if i < len(self.keys) and self.keys[i] == key:
-            found = [self.codes[j] for j in self.code_ids[self.starts[i] : self.starts[i + 1]]]
+            found = tuple(self.codes[j] for j in self.code_ids[self.starts[i] : self.starts[i + 1]])
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[(table, text)] = found
@@ -214,7 +215,7 @@ class Linker:
             how = how or "partial"
         return codes, how
 
-    def head_codes(self, table: str, span: Span, mention: str) -> list[str]:
+    def head_codes(self, table: str, span: Span, mention: str) -> tuple[str, ...]:
         """Codes of the mention's longest word n-gram that the table knows, rightmost first
         (English noun phrases put the head last)."""
         words = [t for t in span if not t.is_punct]
@@ -228,7 +229,7 @@ class Linker:
                 for form in [gram, *singulars(gram)]:
                     if codes := self.lookup(table, form):
                         return codes
-        return []
+        return ()
 
     def derived(self, text: str) -> list[str]:
         """Noun forms of an adjective by the configured suffix rules ("hypertensive" -> "hypertension")."""
