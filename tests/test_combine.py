@@ -248,3 +248,23 @@ def test_score_agrees_with_spacy_scorer(workflow_project):
     ours = score(((pred[id(d)], d) for d in docs), ["MEDICATION", "DISEASE", "SYMPTOM"])
     for label, s in spacy_scores["x_per_type"].items():
         assert ours[label]["strict"] == {k: round(v, 4) for k, v in s.items()}
+
+
+def test_fast_label_model_gives_skweaks_own_spans(workflow_project, monkeypatch):
+    """FastHMM's vectorised counts against skweak's HMM on real teacher-labelled dev notes."""
+    import skweak.generative
+
+    import clin_distill.combine.label_model as lm
+
+    vocab = spacy.blank("en").vocab
+    path = workflow_project / "corpus/teachers/maccrobat_dev.spacy"
+    docs = list(DocBin().from_disk(path).get_docs(vocab))
+    cases = [
+        ("MEDICATION", ["drug_ner", "rxnorm_prescribable", "medication_rules"]),
+        ("SYMPTOM", ["hpo", "symptom_ontology", "symptom_rules", "icd10cm"]),
+    ]
+    fast = [[keys(spans) for spans in label_model(docs, label, teachers)] for label, teachers in cases]
+    monkeypatch.setattr(lm, "FastHMM", skweak.generative.HMM)
+    stock = [[keys(spans) for spans in label_model(docs, label, teachers)] for label, teachers in cases]
+    assert fast == stock
+    assert all(sum(map(len, per_doc)) > 0 for per_doc in fast)

@@ -75,7 +75,6 @@ def assert_same_combinations(project):
     committed = json.loads((ROOT / "reports" / "teachers.json").read_text())
     for name, teacher in committed["teachers"].items():
         assert produced["teachers"][name]["scores"] == teacher["scores"]
-        assert produced["teachers"][name]["words_per_second"] > 0
     # the readme step wrote the copy's README from the copy's reports
     assert "| distilled student (packaged) |" in (project / "README.md").read_text()
 

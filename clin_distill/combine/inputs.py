@@ -11,7 +11,10 @@ from typing import Any
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 
+from ..msgpack_registries import cache_msgpack_registries
 from .calibrate import calibrate_docs
+
+cache_msgpack_registries()  # a span group per teacher per doc: see that module
 
 
 def llm_teachers(llm_dir: Path | None) -> list[str]:

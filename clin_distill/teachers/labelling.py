@@ -7,23 +7,40 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import spacy
+import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from ..corpora.stats import word_count
+from ..msgpack_registries import cache_msgpack_registries
+
+cache_msgpack_registries()  # a span group per teacher per doc: see that module
 
 
-def load_teachers(folder: Path) -> dict[str, Language]:
-    """Teacher name (its folder name under `folder`, also its span-group key) -> pipeline, sorted."""
+def teacher_dirs(folder: Path) -> list[Path]:
+    """The saved teacher pipelines in `folder` (a folder with config.cfg each), sorted by name: the
+    folder name is the teacher's name and span-group key."""
     paths = sorted(p for p in Path(folder).iterdir() if (p / "config.cfg").exists())
     if not paths:
         raise FileNotFoundError(f"no teacher pipeline (a folder with config.cfg) in {folder}")
-    return {p.name: spacy.load(p) for p in paths}
+    return paths
+
+
+def load_teachers(folder: Path) -> dict[str, Language]:
+    """Teacher name -> pipeline, sorted."""
+    return {p.name: spacy.load(p) for p in teacher_dirs(folder)}
 
 
 def teacher_labels(nlp: Language) -> tuple[str, ...]:
     """The labels a teacher can give: those of its first component (the ruler or the rules)."""
     return tuple(nlp.pipeline[0][1].labels)
+
+
+def saved_teacher_labels(path: Path) -> tuple[str, ...]:
+    """`teacher_labels` of a saved teacher, from the meta.json spaCy wrote beside it: loading a
+    lexicon teacher takes seconds (all its patterns), reading this takes none."""
+    meta = srsly.read_json(Path(path) / "meta.json")
+    return tuple(meta["labels"][meta["pipeline"][0]])
 
 
 def apply_teacher(nlp: Language, docs: Iterable[Doc]) -> Iterable[Doc]:
