@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-MAX_PARALLEL = 4  # each assembly holds its lexicon's patterns in memory (up to about 1 GB)
+MAX_PARALLEL = 4  # each assembly holds its lexicon's patterns in memory (the largest peaked at 768 MB)
 
 
 def main(patterns_dir: Path, rules_dir: Path, ontology_cfg: Path, rules_cfg: Path, out_dir: Path) -> None:
