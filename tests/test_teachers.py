@@ -6,6 +6,8 @@ from __future__ import annotations
 import spacy
 from spacy.tokens import DocBin
 
+from clin_distill.teachers.labelling import saved_teacher_labels, teacher_dirs
+
 NOTE = "Patient on metformin for type 2 diabetes, complains of headache."
 ONTOLOGY = ("rxnorm_prescribable", "drug_ner", "icd10cm", "disease_ontology", "hpo", "symptom_ontology")
 RULES = ("medication_rules", "disease_rules", "symptom_rules")
@@ -78,3 +80,12 @@ def test_labelled_corpora_keep_gold_and_every_teacher_group(workflow_project):
     assert all(set(ONTOLOGY + RULES + ("gold",)) <= set(d.spans) for d in docs)
     assert sum(len(d.ents) for d in docs) == 889  # gold ents untouched (178 + 176 + 535)
     assert all(sum(len(d.spans[t]) for d in docs) > 0 for t in ONTOLOGY + RULES)
+
+
+def test_saved_labels_are_the_loaded_teachers_own(workflow_project):
+    dirs = {p.name: p for p in teacher_dirs(workflow_project / "training" / "teachers")}
+    assert set(dirs) == set(ONTOLOGY + RULES)
+    for name in ("symptom_ontology", "hpo", *RULES):  # hpo names two labels
+        loaded = teacher(workflow_project, name)
+        assert saved_teacher_labels(dirs[name]) == tuple(loaded.pipeline[0][1].labels), name
+    assert saved_teacher_labels(dirs["hpo"]) == ("DISEASE", "SYMPTOM")

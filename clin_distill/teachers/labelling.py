@@ -31,14 +31,10 @@ def load_teachers(folder: Path) -> dict[str, Language]:
     return {p.name: spacy.load(p) for p in teacher_dirs(folder)}
 
 
-def teacher_labels(nlp: Language) -> tuple[str, ...]:
-    """The labels a teacher can give: those of its first component (the ruler or the rules)."""
-    return tuple(nlp.pipeline[0][1].labels)
-
-
 def saved_teacher_labels(path: Path) -> tuple[str, ...]:
-    """`teacher_labels` of a saved teacher, from the meta.json spaCy wrote beside it: loading a
-    lexicon teacher takes seconds (all its patterns), reading this takes none."""
+    """The labels a saved teacher can give (those of its first component: the ruler or the rules),
+    from the meta.json spaCy wrote beside it: loading a lexicon teacher takes seconds (all its
+    patterns), reading this takes none."""
     meta = srsly.read_json(Path(path) / "meta.json")
     return tuple(meta["labels"][meta["pipeline"][0]])
 
