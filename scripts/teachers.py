@@ -34,10 +34,16 @@ def main(patterns_dir: Path, rules_dir: Path, ontology_cfg: Path, rules_cfg: Pat
         ]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
-    workers = max(1, min(MAX_PARALLEL, os.cpu_count() or 1, len(jobs)))
+    workers = max(1, min(MAX_PARALLEL, len(os.sched_getaffinity(0)), len(jobs)))
     with ThreadPoolExecutor(workers) as pool:
-        for (patterns, config), _ in zip(jobs, pool.map(assemble, jobs), strict=True):
-            typer.echo(f"teacher {patterns.stem}: {config.name} + {patterns}")
+        futures = [pool.submit(assemble, job) for job in jobs]
+        try:
+            for (patterns, config), future in zip(jobs, futures, strict=True):
+                future.result()  # a failed assembly raises here, in job order
+                typer.echo(f"teacher {patterns.stem}: {config.name} + {patterns}")
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the queued ones do not start
+            raise
 
 
 if __name__ == "__main__":

@@ -251,7 +251,9 @@ def test_score_agrees_with_spacy_scorer(workflow_project):
 
 
 def test_fast_label_model_gives_skweaks_own_spans(workflow_project, monkeypatch):
-    """FastHMM's vectorised counts against skweak's HMM on real teacher-labelled dev notes."""
+    """FastHMM's vectorised counts against skweak's HMM on real teacher-labelled dev notes: the same
+    fitted parameters, bit for bit, and so the same spans."""
+    import numpy as np
     import skweak.generative
 
     import clin_distill.combine.label_model as lm
@@ -263,8 +265,27 @@ def test_fast_label_model_gives_skweaks_own_spans(workflow_project, monkeypatch)
         ("MEDICATION", ["drug_ner", "rxnorm_prescribable", "medication_rules"]),
         ("SYMPTOM", ["hpo", "symptom_ontology", "symptom_rules", "icd10cm"]),
     ]
-    fast = [[keys(spans) for spans in label_model(docs, label, teachers)] for label, teachers in cases]
-    monkeypatch.setattr(lm, "FastHMM", skweak.generative.HMM)
-    stock = [[keys(spans) for spans in label_model(docs, label, teachers)] for label, teachers in cases]
+
+    def run(model_class):
+        fitted = []
+
+        class Recorded(model_class):
+            def _fit(self, *args, **kwargs):
+                out = super()._fit(*args, **kwargs)
+                fitted.append(self)
+                return out
+
+        monkeypatch.setattr(lm, "FastHMM", Recorded)
+        spans = [[keys(s) for s in label_model(docs, label, teachers)] for label, teachers in cases]
+        return spans, fitted
+
+    fast, fast_models = run(lm.FastHMM)
+    stock, stock_models = run(skweak.generative.HMM)
     assert fast == stock
     assert all(sum(map(len, per_doc)) > 0 for per_doc in fast)
+    assert len(fast_models) == len(stock_models) == len(cases)
+    for a, b in zip(fast_models, stock_models, strict=True):
+        assert np.array_equal(a.hmm.startprob_, b.hmm.startprob_)
+        assert np.array_equal(a.hmm.transmat_, b.hmm.transmat_)
+        assert a.emit_probs.keys() == b.emit_probs.keys()
+        assert all(np.array_equal(a.emit_probs[k], b.emit_probs[k]) for k in a.emit_probs)

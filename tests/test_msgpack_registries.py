@@ -1,5 +1,6 @@
-"""srsly's msgpack registries, cached by clin_distill (clin_distill/msgpack_registries.py): the same
-encoders and decoders as srsly's own lookup, the same DocBin bytes, and new registrations seen."""
+"""srsly's msgpack registries with their entry points loaded once (clin_distill/msgpack_registries.py):
+the same encoders and decoders as srsly's own lookup, the same DocBin bytes, and functions
+registered or replaced later seen."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from spacy.tokens import DocBin
 from clin_distill.msgpack_registries import _ORIGINAL, cache_msgpack_registries
 
 REGISTRIES = (srsly.msgpack.msgpack_encoders, srsly.msgpack.msgpack_decoders)
-cache_msgpack_registries()  # as the steps that read teacher DocBins do when they import
+cache_msgpack_registries()  # as the modules that read teacher DocBins do when imported
 
 
 def _uncached(registry):
@@ -43,20 +44,25 @@ def test_same_lookup_and_docbin_bytes_as_srsly_own(nlp, data_dir):
         assert [(s.start, s.end) for s in a.spans["b"]] == [(s.start, s.end) for s in b.spans["b"]]
 
 
-def test_an_encoder_registered_later_is_used():
+def test_an_encoder_registered_or_replaced_later_is_used():
     class Point:
         def __init__(self, x: int) -> None:
             self.x = x
 
-    def encode_point(obj, chain=None):
-        if isinstance(obj, Point):
-            return {"__point__": obj.x}
-        return obj if chain is None else chain(obj)
+    def encoder(tag: str):
+        def encode_point(obj, chain=None):
+            if isinstance(obj, Point):
+                return {tag: obj.x}
+            return obj if chain is None else chain(obj)
 
-    srsly.msgpack.msgpack_encoders.get_all()  # cached before the registration
-    srsly.msgpack.msgpack_encoders.register("clin_test_point", func=encode_point)
+        return encode_point
+
+    srsly.msgpack.msgpack_encoders.get_all()  # looked up before the registration
     try:
-        assert srsly.msgpack_loads(srsly.msgpack_dumps([Point(3)])) == [{"__point__": 3}]
+        srsly.msgpack.msgpack_encoders.register("clin_test_point", func=encoder("first"))
+        assert srsly.msgpack_loads(srsly.msgpack_dumps([Point(3)])) == [{"first": 3}]
+        srsly.msgpack.msgpack_encoders.register("clin_test_point", func=encoder("second"))  # same name
+        assert srsly.msgpack_loads(srsly.msgpack_dumps([Point(3)])) == [{"second": 3}]
     finally:
         del catalogue.REGISTRY[("srsly", "msgpack_encoders", "clin_test_point")]
     assert "clin_test_point" not in srsly.msgpack.msgpack_encoders.get_all()

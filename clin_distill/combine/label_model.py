@@ -25,7 +25,8 @@ N_ITER = 5  # EM converges within 4-5 iterations on our dev sets (log-likelihood
 def _votes(values: np.ndarray, n_labels: int, weights: np.ndarray | None = None) -> np.ndarray:
     """skweak's per-row `np.bincount(x[x >= 0], weights=...)` for a whole observation matrix at once.
     Weights are added source by source in column order, as bincount adds them, so the sums are
-    bit-identical."""
+    bit-identical (skweak's tables give every token a value for every source: 0, "O", where the
+    source is silent)."""
     counts = np.zeros((values.shape[0], n_labels), dtype=np.int64 if weights is None else np.float64)
     for s in range(values.shape[1]):
         column = values[:, s]
