@@ -18,12 +18,11 @@ def main(
     report: Path,
     teachers_dir: Path,
 ) -> None:
-    teachers = {p.name: saved_teacher_labels(p) for p in teacher_dirs(teachers_dir)}
+    emitted = {p.name: set(saved_teacher_labels(p)) for p in teacher_dirs(teachers_dir)}
     vocab = spacy.blank("en").vocab
     dev = {s: list(DocBin().from_disk(labelled_dir / f"{s}_dev.spacy").get_docs(vocab)) for s in GOLD_LABELS}
     out = {"teachers": {}}
-    for name, labels in teachers.items():
-        emits = set(labels)  # score only what the teacher can label
+    for name, emits in emitted.items():  # score only the labels each teacher can give
         scores = {
             f"{s}_dev": score(
                 ((d.spans[name], d) for d in docs), [lb for lb in GOLD_LABELS[s] if lb in emits]

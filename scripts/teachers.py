@@ -34,7 +34,9 @@ def main(patterns_dir: Path, rules_dir: Path, ontology_cfg: Path, rules_cfg: Pat
         ]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
-    workers = max(1, min(MAX_PARALLEL, len(os.sched_getaffinity(0)), len(jobs)))
+    # the cores this process may use (Linux); elsewhere (macOS, Windows) the machine's
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(MAX_PARALLEL, cores, len(jobs)))
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(assemble, job) for job in jobs]
         try:
