@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import hmmlearn.base
 import numpy as np
 import pandas
 from skweak.generative import HMM
@@ -64,6 +65,34 @@ class FastHMM(HMM):
             out[source] = matrix
         return out
 
+    def _fit(self, all_obs, cutoff=None, n_iter=4, tol=1e-2):  # noqa: ANN001, ANN202 - skweak's signature
+        """skweak's `GenerativeModelMixin._fit` with each document's one-hot observations built
+        once instead of at every EM iteration (they do not change between iterations)."""
+        all_obs = [
+            obs for i, obs in enumerate(all_obs) if len(obs.columns) > 0 and (cutoff is None or i <= cutoff)
+        ]
+        sources = {source for obs in all_obs for source in obs.columns}
+        if len(sources) == 0:
+            raise RuntimeError("No document found with annotations")
+        self._reset_counts(sources)
+        self._add_mv_counts(all_obs)
+        self._do_mstep_latent()
+        self._do_mstep_emissions()
+        all_one_hots = [self.to_one_hots(obs) for obs in all_obs]
+        monitor = hmmlearn.base.ConvergenceMonitor(tol, n_iter, False)
+        monitor._reset()
+        for _ in range(n_iter):
+            curr_logprob = 0
+            self._reset_counts(sources)
+            for one_hots in all_one_hots:
+                curr_logprob += self._accumulate_statistics(one_hots)
+            self._do_mstep_latent()
+            self._do_mstep_emissions()
+            monitor.report(curr_logprob)
+            if monitor.converged:
+                break
+        return self
+
     def filter_observations(self, obs: pandas.DataFrame) -> pandas.DataFrame:
         label_votes = _votes(obs.values, len(self.observed_labels)).astype(np.float32)
         return obs[label_votes.dot(self._get_vote_matrix()).sum(axis=1) > 0.0]
@@ -87,9 +116,7 @@ class FastHMM(HMM):
             self.start_counts += agg_array[0, :]
             if len(agg_array) > 1:
                 outers = agg_array[:-1, :, None] * agg_array[1:, None, :]
-                self.trans_counts = np.cumsum(
-                    np.concatenate([self.trans_counts[None], outers]), axis=0
-                )[-1]
+                self.trans_counts = np.cumsum(np.concatenate([self.trans_counts[None], outers]), axis=0)[-1]
             one_hots = self.to_one_hots(obs)
             for source in one_hots:
                 self.emit_counts[source] += np.dot(agg_array.T, one_hots[source])

@@ -10,15 +10,17 @@ results of its subsets on that set empty (None).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from tqdm import tqdm
 
 from ..labels import GOLD_LABELS
-from ..scoring import score
+from ..scoring import score, score_spans
 from .label_model import label_model
 from .strategies import STRATEGIES
 
@@ -74,14 +76,55 @@ def teacher_weights(
 
 
 def score_one(
-    docs: list[Doc], label: str, subset: Sequence[str], strategy: str, weights: dict[str, float]
+    docs: list[Doc],
+    label: str,
+    subset: Sequence[str],
+    strategy: str,
+    weights: dict[str, float],
+    gold: list[list[Span]] | None = None,
 ) -> dict[str, Any]:
+    """One subset and strategy on one dev set; `gold`: each doc's entities of the label, read once."""
     if strategy == LABEL_MODEL:
         preds = label_model(docs, label, subset)
     else:
         fn = STRATEGIES[strategy]
         preds = [fn(d, label, subset, weights) for d in docs]
-    return score(zip(preds, docs, strict=True), [label])[label]
+    if gold is None:
+        gold = [[e for e in d.ents if e.label_ == label] for d in docs]
+    return score_spans(zip(preds, gold, strict=True), [label])[label]
+
+
+# Label-model fits run side by side in forked processes (one per core, at most this many): each
+# fit is independent and takes most of the search's time. Where fork is unavailable (macOS,
+# Windows), they run one after another, with the same results.
+MAX_WORKERS = 4
+_SHARED: dict[str, Any] = {}  # the dev docs and gold spans, inherited by the forked workers
+
+
+def _label_model_job(job: tuple[str, str, tuple[str, ...]]) -> dict[str, Any]:
+    s, label, subset = job
+    return score_one(_SHARED["dev"][s], label, subset, LABEL_MODEL, {}, _SHARED["gold"][s])
+
+
+def label_model_scores(
+    dev: dict[str, list[Doc]],
+    gold: dict[str, list[list[Span]]],
+    label: str,
+    jobs: list[tuple[str, tuple[str, ...]]],
+) -> list[dict[str, Any]]:
+    """The label model's scores for each (dev set, subset) of `jobs`, in order."""
+    todo = [(s, label, subset) for s, subset in jobs]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(MAX_WORKERS, cores, len(todo))
+    bar = {"desc": f"label model {label}", "unit": "fit", "total": len(todo), "leave": False}
+    _SHARED.update(dev=dev, gold=gold)
+    try:
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return [_label_model_job(job) for job in tqdm(todo, **bar)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return list(tqdm(pool.imap(_label_model_job, todo), **bar))
+    finally:
+        _SHARED.clear()
 
 
 def search_label(
@@ -97,18 +140,27 @@ def search_label(
     # The label model is fitted on every subset for this set, on the other sets for its best few
     # of those that can be scored there (an LLM teacher's subsets are not: it labels one set).
     first = sets[0] if selection_set == DEV_MEAN else selection_set
+    gold = {s: [[e for e in d.ents if e.label_ == label] for d in dev[s]] for s in sets}
     out = []
+    fits: list[tuple[dict[str, Any], str]] = []  # (result, dev set) whose label model is fitted below
     for subset in tqdm(subsets(teachers), desc=f"search {label}", unit="subset", leave=False):
         for strategy in ALL_STRATEGIES:
             scores: dict[str, Any] = {}
+            result = {"subset": list(subset), "strategy": strategy, "scores": scores}
             for s in sets:
                 if not all(present(dev[s], t) for t in subset):
                     scores[s] = None
                 elif strategy == LABEL_MODEL and s != first:
                     scores[s] = "later"
+                elif strategy == LABEL_MODEL:
+                    scores[s] = None  # keeps the sets' order in the report
+                    fits.append((result, s))
                 else:
-                    scores[s] = score_one(dev[s], label, subset, strategy, weights)
-            out.append({"subset": list(subset), "strategy": strategy, "scores": scores})
+                    scores[s] = score_one(dev[s], label, subset, strategy, weights, gold[s])
+            out.append(result)
+    fitted = label_model_scores(dev, gold, label, [(s, tuple(r["subset"])) for r, s in fits])
+    for (r, s), scores in zip(fits, fitted, strict=True):
+        r["scores"][s] = scores
     ranked = sorted(
         (r for r in out if "later" in r["scores"].values() and r["scores"].get(first)),
         key=lambda r: -r["scores"][first]["strict"]["f"],
@@ -121,12 +173,14 @@ def search_label(
                 rest = later.get(tuple(x for x in r["subset"] if x != t))
                 if rest is not None:
                     top.add(id(rest))
+    fits = [(r, s) for r in out for s, v in r["scores"].items() if v == "later" and id(r) in top]
+    fitted = label_model_scores(dev, gold, label, [(s, tuple(r["subset"])) for r, s in fits])
+    for (r, s), scores in zip(fits, fitted, strict=True):
+        r["scores"][s] = scores
     for r in out:
         for s, v in r["scores"].items():
             if v == "later":
-                r["scores"][s] = (
-                    score_one(dev[s], label, r["subset"], LABEL_MODEL, weights) if id(r) in top else None
-                )
+                r["scores"][s] = None
         f = [v["strict"]["f"] for v in r["scores"].values() if v]
         r["scores"][DEV_MEAN] = {"strict": {"f": round(sum(f) / len(f), 4)}} if len(f) == len(sets) else None
     return out
