@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from clin_distill.teachers.labelling import label_docbin, load_teachers
+from clin_distill.teachers.labelling import label_docbins, load_teachers
 
 
 def main(
@@ -21,8 +21,7 @@ def main(
         for s in ("maccrobat", "bc5cdr", "ncbi")
         for split in ("train", "dev", "test")
     ]
-    for src in inputs:
-        n = label_docbin(pipelines, src, out_dir / src.name)
+    for src, n in label_docbins(pipelines, [(src, out_dir / src.name) for src in inputs]):
         typer.echo(f"{src.name}: {n:,} docs labelled by {', '.join(pipelines)}")
 
 

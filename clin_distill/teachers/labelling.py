@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import spacy
@@ -60,6 +62,35 @@ def label_docbin(teachers: dict[str, Language], src: Path, dest: Path) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     out.to_disk(dest)
     return n
+
+
+# Files are labelled side by side in processes forked after the teachers are loaded (loading
+# them takes longer than labelling any one file), so the workers share the loaded pipelines.
+# Where fork is unavailable (macOS, Windows) the files are labelled one after another.
+MAX_WORKERS = 2
+_LOADED: dict[str, Language] = {}  # the teachers, for the forked workers
+
+
+def _label_job(job: tuple[Path, Path]) -> int:
+    return label_docbin(_LOADED, *job)
+
+
+def label_docbins(teachers: dict[str, Language], jobs: list[tuple[Path, Path]]) -> Iterator[tuple[Path, int]]:
+    """`label_docbin` for each (source, destination), yielding (source, docs) in the given order.
+    Each file's output is the same whichever process labels it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(MAX_WORKERS, cores, len(jobs))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for src, dest in jobs:
+            yield src, label_docbin(teachers, src, dest)
+        return
+    _LOADED.update(teachers)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for (src, _), n in zip(jobs, pool.imap(_label_job, jobs), strict=True):
+                yield src, n
+    finally:
+        _LOADED.clear()
 
 
 def words_per_second(nlp: Language, texts: list[str], repeats: int = 1) -> tuple[float, int]:
