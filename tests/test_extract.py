@@ -1,6 +1,7 @@
-"""`clin-distill extract` as a hospital team runs it: a fresh venv with only the model wheel and the
-project's `[extract]` extra, over real notes in all three input kinds, with bad notes among them;
-resume after a kill; the same output on a local Ray instance."""
+"""The packaged model as a hospital team uses it: a fresh venv with only the model wheel (load,
+label, `spacy evaluate`), then the project's `[extract]` extra added: `clin-distill extract` over
+real notes in all three input kinds, with bad notes among them; resume after a kill; medspaCy on
+top; the same output on a local Ray instance."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -111,25 +113,102 @@ def test_resume_cuts_off_what_a_killed_run_left_half_written(tmp_path):
     assert [r["id"] for r in csv.DictReader(csv_out.path.open())] == ["a", "a"]
 
 
-# --- the user's way: a fresh venv, the model wheel and `[extract]` ------------------------------
+# --- the user's way: a fresh venv with the model wheel alone, then with `[extract]` -------------
 
 
 @pytest.fixture(scope="module")
-def extract_venv(workflow_project, tmp_path_factory) -> Path:
-    """A venv with CPU torch, the built model wheel and the project's [extract] extra, nothing else."""
-    wheel = sorted((workflow_project / "packages").glob("en_clin_distilled-*/dist/*.whl"))[-1]
+def user_venv(workflow_project, tmp_path_factory) -> Path:
+    """A throwaway virtual environment with only the built wheel in it (plus the CPU torch that a
+    user picks first), installed as a user would: its declared requirements resolved by pip.
+    `extract_venv` adds the project's `[extract]` extra to this same venv (one torch install
+    instead of two), so the test of the wheel alone comes first in this file."""
+    wheels = sorted((workflow_project / "packages").glob("en_clin_distilled-*/dist/*.whl"))
+    assert wheels, "no wheel built by `weasel run package`"
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith("METADATA"))
+    requires = [
+        line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist")
+    ]
+    # what the wheel needs to import and run (onnxruntime, onnx: the encoder on CPUs without
+    # native bf16; numpy<2: spaCy 3.7's binaries), and nothing of the project (not on PyPI)
+    assert {r.split(">")[0].split("<")[0].split("=")[0] for r in requires} == {
+        "spacy",
+        "spacy-transformers",
+        "click",
+        "onnxruntime",
+        "onnx",
+        "numpy",
+    }, requires
+    venv = tmp_path_factory.mktemp("user") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    cmd = [str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheels[-1])]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return python
+
+
+def run_python(python: Path, code: str) -> str:
+    # run outside the project, as a user would (the checkout's own metadata stays out of sys.path)
+    result = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=600, cwd=python.parent
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_packaged_model_installs_alone_loads_and_finds_entities(user_venv, workflow_project):
+    # one process, as a user's script: the default load, then the path "auto" takes on CPUs
+    # without native bf16, which must run from the wheel's requirements alone
+    got = json.loads(
+        run_python(
+            user_venv,
+            "import importlib.util, json, spacy\n"
+            "text = 'Patient on metformin for type 2 diabetes, complains of headache and chest pain.'\n"
+            "nlp = spacy.load('en_clin_distilled')\n"
+            "first = nlp.pipe_names[0]\n"
+            "out = {'meta': nlp.meta, 'ents': [(e.text, e.label_) for e in nlp(text).ents],\n"
+            "       'project': importlib.util.find_spec('clin_distill') is not None, 'first': first,\n"
+            "       'module': type(nlp.get_pipe(first)).__module__}\n"
+            "nlp = spacy.load('en_clin_distilled',"
+            " config={'components': {'clin_encoder_precision': {'precision': 'onnx-int8'}}})\n"
+            "doc = nlp(text)\n"
+            "out['int8'] = [nlp.get_pipe('clin_encoder_precision').applied,"
+            " len(doc._.trf_data.wordpieces.strings)]\n"
+            "print(json.dumps(out))\n",
+        )
+    )
+    meta = got["meta"]
+    assert set(meta["labels"]["ner"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
+    assert meta["teacher_combination"] and meta["evaluation"]["distilled"]["maccrobat_test"]
+    assert any("MACCROBAT" in s["name"] and s["license"] == "CC BY 4.0" for s in meta["sources"])
+    assert all(label in {"MEDICATION", "DISEASE", "SYMPTOM"} for _, label in got["ents"])
+    if not SMALL_PROFILE:  # the small profile's 80-step student finds nothing yet (gold dev F1 0)
+        assert got["ents"]
+    # the inference components come from the wheel's own copy of their code: no project installed
+    assert not got["project"]
+    assert (got["first"], got["module"]) == ("clin_encoder_precision", "en_clin_distilled.precision")
+    assert got["int8"] == ["onnx-int8", 1]
+    test_set = workflow_project / "corpus" / "gold" / "maccrobat_test.spacy"
+    cmd = [str(user_venv), "-m", "spacy", "evaluate", "en_clin_distilled", str(test_set)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=user_venv.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "NER P" in result.stdout and "MEDICATION" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def extract_venv(user_venv, tmp_path_factory) -> Path:
+    """The wheel-alone venv plus the project's [extract] extra: CPU torch, the model wheel, the
+    extra's requirements, nothing else."""
     source = tmp_path_factory.mktemp("source")
     shutil.copyfile(ROOT / "pyproject.toml", source / "pyproject.toml")
     shutil.copytree(
         ROOT / "clin_distill", source / "clin_distill", ignore=shutil.ignore_patterns("__pycache__")
     )
-    venv = tmp_path_factory.mktemp("extract") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    cmd = [str(python), "-m", "pip", "install", "--quiet", "torch==2.13.0", str(wheel), f"{source}[extract]"]
+    cmd = [str(user_venv), "-m", "pip", "install", "--quiet", f"{source}[extract]"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
-    return venv / "bin"
+    return user_venv.parent
 
 
 def run_extract(bin_dir: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -220,6 +299,26 @@ def test_extract_jsonl_resumes_after_a_kill(extract_venv, workflow_project, tmp_
         f"0 notes, 0 entities, 0 errors, {len(notes)} already done"
         in run_extract(extract_venv, str(src), "-o", str(cut)).stdout
     )
+
+
+@pytest.mark.full
+def test_medspacy_context_on_the_packaged_model(extract_venv):
+    """medspaCy (from `[extract]`) on top of the packaged model."""
+    out = run_python(
+        extract_venv / "python",
+        "import spacy, medspacy, json\n"
+        "nlp = spacy.load('en_clin_distilled')\n"
+        "nlp.add_pipe('medspacy_pysbd')\n"
+        "nlp.add_pipe('medspacy_sectionizer')\n"
+        "nlp.add_pipe('medspacy_context')\n"
+        "doc = nlp('She denies chest pain. History of asthma.')\n"
+        "print(json.dumps([[e.text, e.label_, e._.is_negated, e._.is_historical] for e in doc.ents]))\n",
+    )
+    ents = {
+        text.lower(): (label, negated, historical) for text, label, negated, historical in json.loads(out)
+    }
+    assert ents.get("chest pain") == ("SYMPTOM", True, False)
+    assert ents.get("asthma") == ("DISEASE", False, True)
 
 
 # --- Ray ------------------------------------------------------------------------------------

@@ -146,7 +146,11 @@ def test_bounded_concurrency_against_the_real_server(notes, gold_train, tmp_path
 
     monkeypatch.setattr(endpoint, "request", counted)
     log = tmp_path / "server.log"
-    base = {"paths.examples": str(gold_train), "components.llm.model.endpoint": ENDPOINT}
+    # Short answers: this test is about requests in flight, not about what they say (parsing is
+    # the test above's), and generation is most of each request's time.
+    short = {"temperature": 0.0, "max_tokens": 24, "seed": 0}
+    base = {"paths.examples": str(gold_train), "components.llm.model.endpoint": ENDPOINT,
+            "components.llm.model.config": short}  # fmt: skip
     # Nothing listens on port 9: every request fails at once, each note is recorded as failed.
     down = {**base, "components.llm.model.endpoint": "http://127.0.0.1:9/v1/chat/completions",
             "components.llm.model.verify_url": "", "components.llm.model.max_tries": 1,

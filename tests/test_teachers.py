@@ -3,6 +3,9 @@ its own span group (named after it) with the source's codes."""
 
 from __future__ import annotations
 
+import functools
+
+import pytest
 import spacy
 from spacy.tokens import DocBin
 
@@ -18,8 +21,17 @@ def spans(nlp, text, key):
     return [(s.text, s.label_, s.kb_id_) for s in doc.spans[key]]
 
 
+@functools.cache
 def teacher(project, name):
+    """Each saved teacher loaded once for this module (loading a lexicon's patterns takes seconds);
+    the tests only run them on text."""
     return spacy.load(project / "training" / "teachers" / name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_teachers():
+    yield
+    teacher.cache_clear()  # their patterns take memory for the rest of the session otherwise
 
 
 def test_each_source_is_a_teacher_with_its_own_codes(workflow_project):
