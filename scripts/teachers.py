@@ -4,7 +4,6 @@ into training/teachers/<name>; the folder name is the teacher's name and span ke
 side by side (up to MAX_PARALLEL): each is its own process, and much of each one's time is the
 import of spaCy and its plugins, so on 2 cores the step took 84 s one at a time."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import typer
+
+from clin_distill.parallel import cores
 
 MAX_PARALLEL = 4  # each assembly holds its lexicon's patterns in memory (the largest peaked at 768 MB)
 
@@ -34,9 +35,7 @@ def main(patterns_dir: Path, rules_dir: Path, ontology_cfg: Path, rules_cfg: Pat
         ]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
-    # the cores this process may use (Linux); elsewhere (macOS, Windows) the machine's
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = max(1, min(MAX_PARALLEL, cores, len(jobs)))
+    workers = max(1, min(MAX_PARALLEL, cores(), len(jobs)))
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(assemble, job) for job in jobs]
         try:

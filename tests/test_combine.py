@@ -289,3 +289,24 @@ def test_fast_label_model_gives_skweaks_own_spans(workflow_project, monkeypatch)
         assert np.array_equal(a.hmm.transmat_, b.hmm.transmat_)
         assert a.emit_probs.keys() == b.emit_probs.keys()
         assert all(np.array_equal(a.emit_probs[k], b.emit_probs[k]) for k in a.emit_probs)
+
+
+def test_forked_label_model_fits_equal_the_sequential_ones(workflow_project, monkeypatch):
+    """The search's label-model fits on forked workers give the scores of one process, in order."""
+    import clin_distill.combine.search as search
+    from clin_distill import parallel
+
+    vocab = spacy.blank("en").vocab
+    docs = list(DocBin().from_disk(workflow_project / "corpus/teachers/maccrobat_dev.spacy").get_docs(vocab))
+    dev = {"maccrobat_dev": docs}
+    gold = {"maccrobat_dev": [[e for e in d.ents if e.label_ == "MEDICATION"] for d in docs]}
+    teachers = ("drug_ner", "rxnorm_prescribable", "medication_rules")
+    jobs = [("maccrobat_dev", subset) for subset in search.subsets(teachers)]
+    forked = search.label_model_scores(dev, gold, "MEDICATION", jobs)
+    if parallel.cores() > 1:  # the path above forked: prove it by breaking the fork path
+        monkeypatch.setattr(parallel, "ProcessPoolExecutor", None)
+        with pytest.raises(TypeError):
+            search.label_model_scores(dev, gold, "MEDICATION", jobs)
+    monkeypatch.setattr(search, "MAX_WORKERS", 1)
+    assert search.label_model_scores(dev, gold, "MEDICATION", jobs) == forked
+    assert len(forked) == 7 and len({r["strict"]["f"] for r in forked}) > 1

@@ -116,6 +116,9 @@ def test_resume_cuts_off_what_a_killed_run_left_half_written(tmp_path):
 # --- the user's way: a fresh venv with the model wheel alone, then with `[extract]` -------------
 
 
+EXTRAS_ADDED: list[Path] = []  # set once `extract_venv` adds the project to the wheel-alone venv
+
+
 @pytest.fixture(scope="module")
 def user_venv(workflow_project, tmp_path_factory) -> Path:
     """A throwaway virtual environment with only the built wheel in it (plus the CPU torch that a
@@ -158,6 +161,7 @@ def run_python(python: Path, code: str) -> str:
 
 
 def test_packaged_model_installs_alone_loads_and_finds_entities(user_venv, workflow_project):
+    assert not EXTRAS_ADDED, "run this test before the [extract] tests: they add the project to its venv"
     # one process, as a user's script: the default load, then the path "auto" takes on CPUs
     # without native bf16, which must run from the wheel's requirements alone
     got = json.loads(
@@ -205,9 +209,14 @@ def extract_venv(user_venv, tmp_path_factory) -> Path:
     shutil.copytree(
         ROOT / "clin_distill", source / "clin_distill", ignore=shutil.ignore_patterns("__pycache__")
     )
+    EXTRAS_ADDED.append(source)
     cmd = [str(user_venv), "-m", "pip", "install", "--quiet", f"{source}[extract]"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
+    # installed in two goes, so check that the wheel's requirements and the extra's agree
+    cmd = [str(user_venv), "-m", "pip", "check"]
+    check = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout[-3000:]
     return user_venv.parent
 
 
@@ -303,7 +312,8 @@ def test_extract_jsonl_resumes_after_a_kill(extract_venv, workflow_project, tmp_
 
 @pytest.mark.full
 def test_medspacy_context_on_the_packaged_model(extract_venv):
-    """medspaCy (from `[extract]`) on top of the packaged model."""
+    """medspaCy on top of the packaged model, installed as README says: the wheel with the
+    project's `[extract]` extra (which brings medspaCy)."""
     out = run_python(
         extract_venv / "python",
         "import spacy, medspacy, json\n"

@@ -10,8 +10,6 @@ results of its subsets on that set empty (None).
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
@@ -20,6 +18,7 @@ from spacy.tokens import Doc, Span
 from tqdm import tqdm
 
 from ..labels import GOLD_LABELS
+from ..parallel import forked_map
 from ..scoring import score, score_spans
 from .label_model import label_model
 from .strategies import STRATEGIES
@@ -94,9 +93,8 @@ def score_one(
     return score_spans(zip(preds, gold, strict=True), [label])[label]
 
 
-# Label-model fits run side by side in forked processes (one per core, at most this many): each
-# fit is independent and takes most of the search's time. Where fork is unavailable (macOS,
-# Windows), they run one after another, with the same results.
+# Label-model fits run side by side in forked processes (`forked_map`: one per core, at most
+# this many): each fit is independent and takes most of the search's time.
 MAX_WORKERS = 4
 _SHARED: dict[str, Any] = {}  # the dev docs and gold spans, inherited by the forked workers
 
@@ -114,15 +112,10 @@ def label_model_scores(
 ) -> list[dict[str, Any]]:
     """The label model's scores for each (dev set, subset) of `jobs`, in order."""
     todo = [(s, label, subset) for s, subset in jobs]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(MAX_WORKERS, cores, len(todo))
-    bar = {"desc": f"label model {label}", "unit": "fit", "total": len(todo), "leave": False}
     _SHARED.update(dev=dev, gold=gold)
     try:
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return [_label_model_job(job) for job in tqdm(todo, **bar)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return list(tqdm(pool.imap(_label_model_job, todo), **bar))
+        bar = {"desc": f"label model {label}", "unit": "fit", "leave": False}
+        return list(forked_map(_label_model_job, todo, MAX_WORKERS, **bar))
     finally:
         _SHARED.clear()
 
@@ -159,8 +152,8 @@ def search_label(
                     scores[s] = score_one(dev[s], label, subset, strategy, weights, gold[s])
             out.append(result)
     fitted = label_model_scores(dev, gold, label, [(s, tuple(r["subset"])) for r, s in fits])
-    for (r, s), scores in zip(fits, fitted, strict=True):
-        r["scores"][s] = scores
+    for (r, s), result in zip(fits, fitted, strict=True):
+        r["scores"][s] = result
     ranked = sorted(
         (r for r in out if "later" in r["scores"].values() and r["scores"].get(first)),
         key=lambda r: -r["scores"][first]["strict"]["f"],
@@ -175,8 +168,8 @@ def search_label(
                     top.add(id(rest))
     fits = [(r, s) for r in out for s, v in r["scores"].items() if v == "later" and id(r) in top]
     fitted = label_model_scores(dev, gold, label, [(s, tuple(r["subset"])) for r, s in fits])
-    for (r, s), scores in zip(fits, fitted, strict=True):
-        r["scores"][s] = scores
+    for (r, s), result in zip(fits, fitted, strict=True):
+        r["scores"][s] = result
     for r in out:
         for s, v in r["scores"].items():
             if v == "later":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ from spacy.tokens import Doc, DocBin
 
 from ..corpora.stats import word_count
 from ..msgpack_registries import cache_msgpack_registries
+from ..parallel import forked_map
 
 cache_msgpack_registries()  # a span group per teacher per doc: see that module
 
@@ -64,9 +63,8 @@ def label_docbin(teachers: dict[str, Language], src: Path, dest: Path) -> int:
     return n
 
 
-# Files are labelled side by side in processes forked after the teachers are loaded (loading
-# them takes longer than labelling any one file), so the workers share the loaded pipelines.
-# Where fork is unavailable (macOS, Windows) the files are labelled one after another.
+# Files are labelled side by side in processes forked after the teachers are loaded (`forked_map`;
+# loading them takes longer than labelling any one file), so the workers share the pipelines.
 MAX_WORKERS = 2
 _LOADED: dict[str, Language] = {}  # the teachers, for the forked workers
 
@@ -78,17 +76,11 @@ def _label_job(job: tuple[Path, Path]) -> int:
 def label_docbins(teachers: dict[str, Language], jobs: list[tuple[Path, Path]]) -> Iterator[tuple[Path, int]]:
     """`label_docbin` for each (source, destination), yielding (source, docs) in the given order.
     Each file's output is the same whichever process labels it."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(MAX_WORKERS, cores, len(jobs))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        for src, dest in jobs:
-            yield src, label_docbin(teachers, src, dest)
-        return
     _LOADED.update(teachers)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for (src, _), n in zip(jobs, pool.imap(_label_job, jobs), strict=True):
-                yield src, n
+        counts = forked_map(_label_job, jobs, MAX_WORKERS, desc="label-ontology", unit="file")
+        for (src, _), n in zip(jobs, counts, strict=True):
+            yield src, n
     finally:
         _LOADED.clear()
 
