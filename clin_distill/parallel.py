@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -29,18 +29,29 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+# The running forked_map's function and jobs: the workers inherit them when they fork, so only a
+# job's index goes to a worker and `fn` may be a closure over data that cannot be pickled.
+_RUNNING: dict[str, Any] = {}
+
+
+def _run(i: int) -> Any:
+    return _RUNNING["fn"](_RUNNING["jobs"][i])
+
+
 def forked_map(fn: Callable[[J], R], jobs: Sequence[J], max_workers: int, **bar: Any) -> Iterator[R]:
     """`fn` over `jobs` on up to `max_workers` forked processes (no more than the cores), yielding
     results in the jobs' order; `bar`: tqdm's arguments for the progress bar."""
     workers = min(max_workers, cores(), len(jobs))
-    results: Iterable[R]
     if workers < 2 or multiprocessing.get_start_method() != "fork":
         yield from tqdm(map(fn, jobs), total=len(jobs), **bar)
         return
+    if _RUNNING:
+        raise RuntimeError("forked_map is already running in this process")
+    _RUNNING.update(fn=fn, jobs=jobs)
     gc.freeze()
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = pool.map(fn, jobs)
-            yield from tqdm(results, total=len(jobs), **bar)
+            yield from tqdm(pool.map(_run, range(len(jobs))), total=len(jobs), **bar)
     finally:
         gc.unfreeze()
+        _RUNNING.clear()

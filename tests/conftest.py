@@ -50,9 +50,8 @@ PROFILE = os.environ.get("CLIN_TEST_PROFILE", "small")
 SMALL_PROFILE = PROFILE == "small"
 # Real data at every step, less of the slow work: 80 training steps (the students find a few
 # entities; the tests that judge which ones need the default profile), scored on gold dev at the
-# start and the end only, 2 LLM dev notes and 1
-# sample note, the first 20 documents of each gold test set in `evaluate`. The `bench` workflow
-# runs in the default profile.
+# start and the end only, 2 LLM dev notes and 1 sample note, the first 20 documents of each gold
+# test set in `evaluate`. The `bench` workflow runs in the default profile.
 SMALL = {
     "max_steps": 80,
     "eval_frequency": 80,

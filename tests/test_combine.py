@@ -299,7 +299,7 @@ def test_forked_label_model_fits_equal_the_sequential_ones(workflow_project, mon
     vocab = spacy.blank("en").vocab
     docs = list(DocBin().from_disk(workflow_project / "corpus/teachers/maccrobat_dev.spacy").get_docs(vocab))
     dev = {"maccrobat_dev": docs}
-    gold = {"maccrobat_dev": [[e for e in d.ents if e.label_ == "MEDICATION"] for d in docs]}
+    gold = {"maccrobat_dev": search.gold_spans(docs, "MEDICATION")}
     teachers = ("drug_ner", "rxnorm_prescribable", "medication_rules")
     jobs = [("maccrobat_dev", subset) for subset in search.subsets(teachers)]
     forked = search.label_model_scores(dev, gold, "MEDICATION", jobs)

@@ -74,34 +74,31 @@ def teacher_weights(
     return weights
 
 
+def gold_spans(docs: Sequence[Doc], label: str) -> list[list[Span]]:
+    """Each doc's gold entities of `label`, read once: `doc.ents` builds its Spans at every read."""
+    return [[e for e in d.ents if e.label_ == label] for d in docs]
+
+
 def score_one(
     docs: list[Doc],
     label: str,
     subset: Sequence[str],
     strategy: str,
     weights: dict[str, float],
-    gold: list[list[Span]] | None = None,
+    gold: list[list[Span]],
 ) -> dict[str, Any]:
-    """One subset and strategy on one dev set; `gold`: each doc's entities of the label, read once."""
+    """One subset and strategy on one dev set; `gold`: the docs' `gold_spans` of the label."""
     if strategy == LABEL_MODEL:
         preds = label_model(docs, label, subset)
     else:
         fn = STRATEGIES[strategy]
         preds = [fn(d, label, subset, weights) for d in docs]
-    if gold is None:
-        gold = [[e for e in d.ents if e.label_ == label] for d in docs]
     return score_spans(zip(preds, gold, strict=True), [label])[label]
 
 
 # Label-model fits run side by side in forked processes (`forked_map`: one per core, at most
 # this many): each fit is independent and takes most of the search's time.
 MAX_WORKERS = 4
-_SHARED: dict[str, Any] = {}  # the dev docs and gold spans, inherited by the forked workers
-
-
-def _label_model_job(job: tuple[str, str, tuple[str, ...]]) -> dict[str, Any]:
-    s, label, subset = job
-    return score_one(_SHARED["dev"][s], label, subset, LABEL_MODEL, {}, _SHARED["gold"][s])
 
 
 def label_model_scores(
@@ -111,13 +108,25 @@ def label_model_scores(
     jobs: list[tuple[str, tuple[str, ...]]],
 ) -> list[dict[str, Any]]:
     """The label model's scores for each (dev set, subset) of `jobs`, in order."""
-    todo = [(s, label, subset) for s, subset in jobs]
-    _SHARED.update(dev=dev, gold=gold)
-    try:
-        bar = {"desc": f"label model {label}", "unit": "fit", "leave": False}
-        return list(forked_map(_label_model_job, todo, MAX_WORKERS, **bar))
-    finally:
-        _SHARED.clear()
+
+    def fit(job: tuple[str, tuple[str, ...]]) -> dict[str, Any]:
+        s, subset = job
+        return score_one(dev[s], label, subset, LABEL_MODEL, {}, gold[s])
+
+    bar = {"desc": f"label model {label}", "unit": "fit", "leave": False}
+    return list(forked_map(fit, jobs, MAX_WORKERS, **bar))
+
+
+def _fill_label_model_scores(
+    dev: dict[str, list[Doc]],
+    gold: dict[str, list[list[Span]]],
+    label: str,
+    fits: list[tuple[dict[str, Any], str]],
+) -> None:
+    """Each (result, dev set) of `fits` gets its label model's scores on that set."""
+    jobs = [(s, tuple(r["subset"])) for r, s in fits]
+    for (r, s), scores in zip(fits, label_model_scores(dev, gold, label, jobs), strict=True):
+        r["scores"][s] = scores
 
 
 def search_label(
@@ -133,7 +142,7 @@ def search_label(
     # The label model is fitted on every subset for this set, on the other sets for its best few
     # of those that can be scored there (an LLM teacher's subsets are not: it labels one set).
     first = sets[0] if selection_set == DEV_MEAN else selection_set
-    gold = {s: [[e for e in d.ents if e.label_ == label] for d in dev[s]] for s in sets}
+    gold = {s: gold_spans(dev[s], label) for s in sets}
     out = []
     fits: list[tuple[dict[str, Any], str]] = []  # (result, dev set) whose label model is fitted below
     for subset in tqdm(subsets(teachers), desc=f"search {label}", unit="subset", leave=False):
@@ -151,9 +160,7 @@ def search_label(
                 else:
                     scores[s] = score_one(dev[s], label, subset, strategy, weights, gold[s])
             out.append(result)
-    fitted = label_model_scores(dev, gold, label, [(s, tuple(r["subset"])) for r, s in fits])
-    for (r, s), result in zip(fits, fitted, strict=True):
-        r["scores"][s] = result
+    _fill_label_model_scores(dev, gold, label, fits)
     ranked = sorted(
         (r for r in out if "later" in r["scores"].values() and r["scores"].get(first)),
         key=lambda r: -r["scores"][first]["strict"]["f"],
@@ -166,10 +173,8 @@ def search_label(
                 rest = later.get(tuple(x for x in r["subset"] if x != t))
                 if rest is not None:
                     top.add(id(rest))
-    fits = [(r, s) for r in out for s, v in r["scores"].items() if v == "later" and id(r) in top]
-    fitted = label_model_scores(dev, gold, label, [(s, tuple(r["subset"])) for r, s in fits])
-    for (r, s), result in zip(fits, fitted, strict=True):
-        r["scores"][s] = result
+    later_fits = [(r, s) for r in out for s, v in r["scores"].items() if v == "later" and id(r) in top]
+    _fill_label_model_scores(dev, gold, label, later_fits)
     for r in out:
         for s, v in r["scores"].items():
             if v == "later":

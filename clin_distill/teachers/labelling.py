@@ -66,23 +66,16 @@ def label_docbin(teachers: dict[str, Language], src: Path, dest: Path) -> int:
 # Files are labelled side by side in processes forked after the teachers are loaded (`forked_map`;
 # loading them takes longer than labelling any one file), so the workers share the pipelines.
 MAX_WORKERS = 2
-_LOADED: dict[str, Language] = {}  # the teachers, for the forked workers
-
-
-def _label_job(job: tuple[Path, Path]) -> int:
-    return label_docbin(_LOADED, *job)
 
 
 def label_docbins(teachers: dict[str, Language], jobs: list[tuple[Path, Path]]) -> Iterator[tuple[Path, int]]:
     """`label_docbin` for each (source, destination), yielding (source, docs) in the given order.
     Each file's output is the same whichever process labels it."""
-    _LOADED.update(teachers)
-    try:
-        counts = forked_map(_label_job, jobs, MAX_WORKERS, desc="label-ontology", unit="file")
-        for (src, _), n in zip(jobs, counts, strict=True):
-            yield src, n
-    finally:
-        _LOADED.clear()
+    counts = forked_map(
+        lambda job: label_docbin(teachers, *job), jobs, MAX_WORKERS, desc="label-ontology", unit="file"
+    )
+    for (src, _), n in zip(jobs, counts, strict=True):
+        yield src, n
 
 
 def words_per_second(nlp: Language, texts: list[str], repeats: int = 1) -> tuple[float, int]:
