@@ -283,10 +283,16 @@ def test_onnx_runtime_encoders_give_the_float_students_entities_and_save_as_floa
         agreement[precision] = 2 * same / total
         if precision == "onnx-float32":
             for doc, ref in zip(docs[:3], hidden, strict=True):
-                assert np.allclose(doc._.trf_data.model_output.last_hidden_state, ref, atol=1e-4)
+                # windows run one by one without their padding: the same vectors at every
+                # wordpiece, zeros at the padding (which the alignment never reads)
+                out = doc._.trf_data.model_output.last_hidden_state
+                real = doc._.trf_data.wordpieces.attention_mask.astype(bool)
+                assert np.allclose(out[real], ref[real], atol=1e-4)
+                assert not out[~real].any()
+            assert any(not d._.trf_data.wordpieces.attention_mask.all() for d in docs), "no padded note"
     assert agreement["onnx-float32"] == 1.0
-    # int8 moves a few boundaries: measured 0.97 on the default student (strict F1 on MACCROBAT dev
-    # within 0.002); the small profile's 80-step student is less sure of its entities
+    # int8 moves a few boundaries (on the default student, strict F1 on MACCROBAT test within 0.009
+    # of float32: reports/benchmark_no_bf16.md); the small profile's 80-step student is less sure
     assert agreement["onnx-int8"] >= (0.8 if SMALL_PROFILE else 0.9)
     # the PyTorch weights stay float32 and are what is saved
     nlp.to_disk(tmp_path / "saved")

@@ -35,12 +35,11 @@ from ..student.precision import cpu_has_bf16
 from ..student.windows import ARCHITECTURE  # noqa: F401  (registers the student's encoder for spacy.load)
 from .speed import (
     benchmark_notes,
-    ceiling_throughput,
     peak_rss_mb,
     profile_shares,
     reset_peak_rss,
     rss_mb,
-    student_throughput,
+    student_and_ceiling,
     varied_notes,
 )
 from .teachers import cost_per_1k_notes, llm_per_note, ontology_speed
@@ -99,13 +98,15 @@ def in_fresh_process(target: Callable[..., None], *args: Any) -> Any:
 
 
 def _student(model: str, texts: list[str], batch_size: int, variant: str | None, out: mp.Queue) -> None:
+    """The student at one batch size and, in turns with it, its encoder's ceiling (`ceiling` key)."""
     nlp = load_student(model, variant)
     loaded = peak_rss_mb()
-    reset = reset_peak_rss()
-    run = student_throughput(nlp, texts, batch_size)
-    run["peak_rss_mb"] = round(peak_rss_mb(), 1) if reset else None  # while labelling
-    run["peak_rss_mb_with_loading"] = round(max(loaded, peak_rss_mb()), 1)
+    dtype = DTYPES.get(nlp.get_pipe(PRECISION).applied, torch.float32)  # torch int8: the rest float32
+    run, ceiling, peak = student_and_ceiling(nlp, texts, batch_size, dtype=dtype)
+    run["peak_rss_mb"] = round(peak, 1) if peak is not None else None  # while labelling
+    run["peak_rss_mb_with_loading"] = round(max(loaded, peak or 0.0), 1)
     run["profile"] = profile_shares(nlp, texts[:50], batch_size)
+    run["ceiling"] = ceiling
     out.put(run)
 
 
@@ -127,14 +128,6 @@ def _long_run(model: str, texts: list[str], batch_size: int, trim_every: int | N
         "peak_rss_mb": round(peak_rss_mb(), 1) if reset else None,
         "rss_mb_by_notes": trace,
     })  # fmt: skip
-
-
-def _ceiling(
-    model: str, texts: list[str], batch_sizes: list[int], variant: str | None, out: mp.Queue
-) -> None:
-    nlp = load_student(model, variant)
-    dtype = DTYPES.get(nlp.get_pipe(PRECISION).applied, torch.float32)  # torch int8: the rest float32
-    out.put([ceiling_throughput(nlp, texts, b, dtype=dtype) for b in batch_sizes])
 
 
 def machine() -> dict[str, Any]:
@@ -159,7 +152,7 @@ def variant_row(model: str, texts: list[str], batch_size: int, variant: str, def
     """One other encoder at the default batch size, beside the default and its own runtime's
     ceiling (`precision_ceilings` then holds it to its precision's fastest runtime)."""
     run = in_fresh_process(_student, model, texts, batch_size, variant)
-    own_ceiling = in_fresh_process(_ceiling, model, texts, [batch_size], variant)[0]
+    own_ceiling = run.pop("ceiling")
     return {
         **run,
         "precision": family(variant),
@@ -180,11 +173,13 @@ def fastest_ceiling(data: dict[str, Any], precision: str, own: dict[str, float])
     return runs[best], best
 
 
-def precision_ceilings(data: dict[str, Any], variants: list[str]) -> None:
-    """Each variant against the fastest raw forward pass of its precision on any runtime measured."""
+def precision_ceilings(data: dict[str, Any], variants: list[str], default: dict[str, float]) -> None:
+    """Each variant against the fastest raw forward pass of its precision on any runtime measured,
+    the default's own (`default`: its variant -> words/s) included."""
     for variant in variants:
         q = data[f"student_{variant}"]
-        q["ceiling_words_per_second"], q["ceiling_from"] = fastest_ceiling(data, q["precision"], {})
+        own = {v: w for v, w in default.items() if family(v) == q["precision"]}
+        q["ceiling_words_per_second"], q["ceiling_from"] = fastest_ceiling(data, q["precision"], own)
         q["ratio_to_ceiling"] = round(q["words_per_second"] / q["ceiling_words_per_second"], 3)
 
 
@@ -200,9 +195,10 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
         "model": b.model,
     }
     echo(f"sample: {len(texts)} notes, {words:,} words; torch threads {torch.get_num_threads()}")
-    # One fresh process per batch size: each peak RSS is that setting's own.
+    # One fresh process per batch size: each peak RSS is that setting's own; each ceiling timed in
+    # turns with its student.
     student_runs = [in_fresh_process(_student, b.model, texts, n, None) for n in b.batch_sizes]
-    ceiling_runs = in_fresh_process(_ceiling, b.model, texts, b.batch_sizes, None)
+    ceiling_runs = [r.pop("ceiling") for r in student_runs]
     best_s = max(student_runs, key=lambda r: r["words_per_second"])
     best_c = max(ceiling_runs, key=lambda r: r["words_per_second"])
     student_nlp = load_student(b.model)  # in this process: its defaults, and the per-note LLM comparison
@@ -231,7 +227,8 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
             b.model, texts, default_batch, variant, default_run["words_per_second"]
         )
         variant_nlp[variant] = load_student(b.model, variant)
-    precision_ceilings(data, variants)
+    same_batch = next(r for r in ceiling_runs if r["batch_size"] == default_batch)["words_per_second"]
+    precision_ceilings(data, variants, {precision: same_batch})
     # the path "auto" takes on a CPU without native bf16, against PyTorch float32
     no_bf16 = student_nlp.get_pipe(PRECISION).without_bf16
     if f"student_{no_bf16}" in data and "student_float32" in data:
@@ -249,7 +246,6 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
         for key, nlp in [("student", student_nlp)] + [(f"student_{v}", n) for v, n in variant_nlp.items()]:
             data[key][f"{b.gold.stem}_strict_f1"] = strict_f1(nlp, gold_docs)
     data["ceiling"] = {**best_c, "by_batch_size": ceiling_runs}
-    same_batch = next(r for r in ceiling_runs if r["batch_size"] == default_batch)["words_per_second"]
     fastest, _ = fastest_ceiling(data, family(precision), {precision: same_batch})
     data["ceiling"]["default_precision_fastest_words_per_second"] = fastest
     data["ratio_to_ceiling"] = round(default_run["words_per_second"] / fastest, 3)

@@ -4,8 +4,8 @@
 On CPUs with native bf16 (AVX512-BF16 or AMX) a bf16 encoder labels notes faster than float32 with
 the same entities (reports/benchmark.md); elsewhere PyTorch emulates bf16 and it is slower, so
 "auto" reads the CPU's flags and, without native bf16, runs `without_bf16`: the encoder on ONNX
-Runtime, "onnx-int8" (the default: about twice PyTorch float32's words/s, strict F1 on MACCROBAT
-dev within 0.002 of float32) or "onnx-float32" (float32's entities); onnx_encoder.py. Where
+Runtime, "onnx-int8" (the default: 1.82x PyTorch float32's words/s, strict F1 on MACCROBAT test
+within 0.009 of float32) or "onnx-float32" (float32's entities); onnx_encoder.py. Where
 onnxruntime is not installed, "auto" falls back to PyTorch "float32".
 spacy-transformers runs the encoder in its weights' dtype and hands the outputs to NumPy, which has
 no bf16, and thinc's mixed-precision switch is CUDA-only; so the weights are cast here and the
