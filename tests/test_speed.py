@@ -22,7 +22,8 @@ from spacy.tokens import DocBin
 from spacy_transformers.layers import transformer_model
 from test_windows import odd_note
 
-from clin_distill.bench.speed import encoder_batches, varied_notes
+from clin_distill.bench.cpu import precision_ceilings
+from clin_distill.bench.speed import encoder_batches, student_and_ceiling, varied_notes
 from clin_distill.packaging import INFERENCE_PIPES, inference_pipeline
 from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
 from clin_distill.student.memory import IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV
@@ -47,6 +48,41 @@ def test_ceiling_batches_are_the_students_own(workflow_project):
     batches, words = encoder_batches(nlp, texts, batch_size=16)
     assert [tuple(b["input_ids"].shape) for b in batches] == seen
     assert words > 0
+
+
+def test_student_and_its_ceiling_are_timed_in_turns_and_the_ceiling_leaves_the_student_as_it_was(
+    workflow_project,
+):
+    nlp = spacy.load(workflow_project / "training/distilled/model-best")
+    docs = DocBin().from_disk(workflow_project / "corpus/unlabelled/aci_bench.spacy").get_docs(nlp.vocab)
+    texts = [d.text for d, _ in zip(docs, range(12), strict=False)]
+    before = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+    student, ceiling, peak = student_and_ceiling(nlp, texts, batch_size=1, rounds=2)
+    assert student["batch_size"] == ceiling["batch_size"] == 1
+    assert student["words_per_second"] > 0 and ceiling["words_per_second"] > 0
+    assert ceiling["transformer_batches"] == len(texts)
+    assert peak is None or peak > 0
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)] == before
+
+
+def test_each_variant_is_held_to_its_precisions_fastest_ceiling_the_defaults_included():
+    data = {
+        "student_int8": {"precision": "int8", "words_per_second": 8000,
+                         "own_runtime_ceiling_words_per_second": 10000},
+        "student_float32": {"precision": "float32", "words_per_second": 6000,
+                            "own_runtime_ceiling_words_per_second": 7000},
+        "student_onnx-float32": {"precision": "float32", "words_per_second": 7500,
+                                 "own_runtime_ceiling_words_per_second": 9000},
+    }  # fmt: skip
+    # the default (onnx-int8, not a variant row) ran int8 fastest
+    precision_ceilings(data, ["int8", "float32", "onnx-float32"], {"onnx-int8": 14000})
+    assert (data["student_int8"]["ceiling_words_per_second"], data["student_int8"]["ceiling_from"]) == (
+        14000,
+        "onnx-int8",
+    )
+    assert data["student_int8"]["ratio_to_ceiling"] == round(8000 / 14000, 3)
+    for key in ("student_float32", "student_onnx-float32"):
+        assert (data[key]["ceiling_words_per_second"], data[key]["ceiling_from"]) == (9000, "onnx-float32")
 
 
 @pytest.mark.full
