@@ -78,7 +78,7 @@ class OrtEncoder:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         mask = feed["attention_mask"] = feed["attention_mask"].astype(np.int64)
         lengths = mask.sum(axis=1)
-        right_padded = lengths.min() > 0 and all(mask[i, :n].all() for i, n in enumerate(lengths))
+        right_padded = lengths.min() > 0 and np.array_equal(mask, np.arange(mask.shape[1]) < lengths[:, None])
         if len(lengths) > 1 and right_padded:
             values = self._row_by_row(feed, lengths.tolist())
         else:
