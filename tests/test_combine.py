@@ -17,6 +17,7 @@ from clin_distill.combine.search import (
     namers,
     search_label,
     select,
+    select_joint,
     subsets,
     teacher_weights,
 )
@@ -151,6 +152,43 @@ def test_dev_mean_selects_what_holds_on_every_dev_set():
     assert on_one["subset"] == ["a"] and on_one["strict_f"] == 1.0
     on_mean = select(results, DEV_MEAN)["DISEASE"]
     assert (on_mean["subset"], on_mean["strategy"], on_mean["strict_f"]) == (["a", "b"], "majority", 1.0)
+
+
+def test_joint_selection_keeps_a_label_from_losing_its_spans_to_another():
+    """`wide` is the best DISEASE teacher alone ("severe chest pain" is a disease in 3 notes), but
+    its longer span takes "chest pain" from SYMPTOM in the other 2 once labels are merged: scored
+    together, `narrow` for DISEASE keeps SYMPTOM's spans and wins on the mean."""
+    docs = [
+        make_doc(
+            {
+                "wide": [(0, 3, "DISEASE"), (4, 7, "DISEASE")],
+                "narrow": [(4, 7, "DISEASE")],
+                "sym": [(1, 3, "SYMPTOM")],
+            },
+            ents=[(0, 3, "DISEASE"), (4, 7, "DISEASE")] if i < 3 else [(1, 3, "SYMPTOM"), (4, 7, "DISEASE")],
+        )
+        for i in range(5)
+    ]
+    dev = {"maccrobat_dev": docs}
+    teachers = ["wide", "narrow", "sym"]
+    weights = teacher_weights(dev, teachers, ["DISEASE", "SYMPTOM"], "maccrobat_dev")
+    by_label = {
+        label: search_label(dev, label, namers(dev, teachers, label), weights[label], "maccrobat_dev")
+        for label in ("DISEASE", "SYMPTOM")
+    }
+    assert select(by_label, "maccrobat_dev")["DISEASE"]["subset"] == ["wide"]  # F1 .889 vs .769 alone
+    merged = combine(docs, {"DISEASE": (["wide"], "union"), "SYMPTOM": (["sym"], "union")}, weights)
+    assert not any(s.label_ == "SYMPTOM" for spans in merged for s in spans)  # all taken by "wide"
+    selected, info = select_joint(dev, by_label, weights, "maccrobat_dev")
+    assert selected["DISEASE"]["subset"] == ["narrow"] and selected["SYMPTOM"]["subset"] == ["sym"]
+    assert info["changed"] == ["DISEASE"] and info["per_label"]["DISEASE"]["subset"] == ["wide"]
+    # (DISEASE .889 + SYMPTOM 0) / 2 per label; (.769 + .571) / 2 jointly
+    assert info["mean_per_label_choice"] == pytest.approx(0.444, abs=1e-3)
+    assert info["mean_joint_choice"] == pytest.approx(0.670, abs=1e-3)
+    assert (selected["DISEASE"]["joint_f"], selected["SYMPTOM"]["joint_f"]) == (0.7692, 0.5714)
+    # Where nothing conflicts, the per-label choice stays.
+    alone, info = select_joint(dev, {"DISEASE": by_label["DISEASE"]}, weights, "maccrobat_dev")
+    assert alone["DISEASE"]["subset"] == ["wide"] and info["changed"] == []
 
 
 def test_label_model_votes_with_the_teachers_and_cleans_up(doc):

@@ -24,7 +24,7 @@ from .search import (
     namers,
     present,
     search_label,
-    select,
+    select_joint,
     teacher_weights,
 )
 
@@ -118,7 +118,7 @@ def run_search(
     for label in LABELS:
         own = namers(dev, teachers, label)
         by_label[label] = search_label(dev, label, own, weights[label], selection_set) if own else []
-    selected = select(by_label, selection_set)
+    selected, joint = select_joint(dev, by_label, weights, selection_set)
     results = expand(by_label, teachers, selection_set)
     out = {
         "teachers": teachers,
@@ -132,6 +132,7 @@ def run_search(
         "calibrated": calibration is not None,
         "weights": weights,
         "selected": selected,
+        "joint_selection": joint,
         "leave_one_out": leave_one_out(by_label, selected, selection_set),
         "search_seconds": round(time.perf_counter() - start, 1),
         "n_results": len(results),
@@ -170,7 +171,8 @@ def write_reports(out: dict, report: Path) -> None:
         f" (LLM teachers label only some dev sets: {llm}).\n"
         f"A subset's result for a label is that of its teachers naming the label. Selection: highest "
         f"{rule} per label, ties to fewer teachers. The label model is scored on the other "
-        "dev sets for its best subsets only (it is refitted per subset).\n\n## Selected"
+        "dev sets for its best subsets only (it is refitted per subset).\n"
+        f"{joint_line(out['joint_selection'])}\n\n## Selected"
     )
     dev_sets = [*DEV_SETS, DEV_MEAN]
     selected = [
@@ -208,6 +210,24 @@ def write_reports(out: dict, report: Path) -> None:
         after += markdown_table(["teachers", "strategy", *dev_sets], rows)
     header = ["label", "teachers", "strategy", *(f"strict F1 {d}" for d in dev_sets)]
     write_report(report, out, "Teacher combinations", intro, header, selected, after=after)
+
+
+def joint_line(joint: dict[str, Any]) -> str:
+    """The joint step in one sentence: what it compared and what it changed."""
+    if "skipped" in joint:
+        return f"Joint selection skipped: {joint['skipped']}."
+    head = (
+        f"Joint selection: every choice of one of each label's top {joint['top']} scored together after "
+        f"the cross-label overlap step, on {', '.join(joint['sets'])}: mean strict F1 over labels "
+        f"{joint['mean_per_label_choice']:.3f} with the per-label choices"
+    )
+    if not joint["changed"]:
+        return head + ", which stay (none scored higher)."
+    return (
+        head
+        + f", {joint['mean_joint_choice']:.3f} with the joint choice"
+        + f" (changed: {', '.join(joint['changed'])})."
+    )
 
 
 def strict_of(s: dict | None) -> float | None:

@@ -11,10 +11,11 @@ results of its subsets on that set empty (None).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
+from itertools import combinations, product
 from typing import Any
 
 from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
 from tqdm import tqdm
 
 from ..labels import GOLD_LABELS
@@ -88,12 +89,17 @@ def score_one(
     gold: list[list[Span]],
 ) -> dict[str, Any]:
     """One subset and strategy on one dev set; `gold`: the docs' `gold_spans` of the label."""
-    if strategy == LABEL_MODEL:
-        preds = label_model(docs, label, subset)
-    else:
-        fn = STRATEGIES[strategy]
-        preds = [fn(d, label, subset, weights) for d in docs]
+    preds = predictions(docs, label, subset, strategy, weights)
     return score_spans(zip(preds, gold, strict=True), [label])[label]
+
+
+def predictions(
+    docs: list[Doc], label: str, subset: Sequence[str], strategy: str, weights: dict[str, float]
+) -> list[list[Span]]:
+    """Each doc's spans of `label` from `subset` merged by `strategy`."""
+    if strategy == LABEL_MODEL:
+        return label_model(docs, label, subset)
+    return [STRATEGIES[strategy](d, label, subset, weights) for d in docs]
 
 
 # Label-model fits run side by side in forked processes (`forked_map`: one per core, at most
@@ -191,28 +197,127 @@ def strict_f(result: dict[str, Any] | None, set_name: str) -> float | None:
     return None if s is None else s["strict"]["f"]
 
 
-def select(by_label: dict[str, list[dict[str, Any]]], selection_set: str) -> dict[str, dict[str, Any]]:
-    """Per label, the result with the highest strict F1 on `selection_set`; ties go to fewer
+def ranked(results: list[dict[str, Any]], selection_set: str) -> list[dict[str, Any]]:
+    """A label's results scored on `selection_set`, best first: highest strict F1, ties to fewer
     teachers, then to the earlier strategy in ALL_STRATEGIES and the earlier subset."""
-    selected = {}
-    for label, results in by_label.items():
-        scored = [(i, r) for i, r in enumerate(results) if r["scores"].get(selection_set)]
-        i, best = max(
-            scored,
-            key=lambda ir: (
-                ir[1]["scores"][selection_set]["strict"]["f"],
-                -len(ir[1]["subset"]),
-                -ALL_STRATEGIES.index(ir[1]["strategy"]),
-                -ir[0],
-            ),
+    scored = [(i, r) for i, r in enumerate(results) if r["scores"].get(selection_set)]
+    scored.sort(
+        key=lambda ir: (
+            -ir[1]["scores"][selection_set]["strict"]["f"],
+            len(ir[1]["subset"]),
+            ALL_STRATEGIES.index(ir[1]["strategy"]),
+            ir[0],
         )
-        selected[label] = {
-            "subset": best["subset"],
-            "strategy": best["strategy"],
-            "strict_f": best["scores"][selection_set]["strict"]["f"],
-            "scores": best["scores"],
-        }
-    return selected
+    )
+    return [r for _, r in scored]
+
+
+def selection(result: dict[str, Any], selection_set: str) -> dict[str, Any]:
+    return {
+        "subset": result["subset"],
+        "strategy": result["strategy"],
+        "strict_f": result["scores"][selection_set]["strict"]["f"],
+        "scores": result["scores"],
+    }
+
+
+def select(by_label: dict[str, list[dict[str, Any]]], selection_set: str) -> dict[str, dict[str, Any]]:
+    """Per label, the best result on `selection_set` (`ranked`'s first)."""
+    return {
+        label: selection(ranked(results, selection_set)[0], selection_set)
+        for label, results in by_label.items()
+    }
+
+
+# The search scores each label alone, but the corpus then resolves overlaps across labels (longest
+# span first, `combine`): with `dev_mean`, the disease union's longer spans took MACCROBAT dev
+# SYMPTOM from .352 to .316 (reports/experiments.md). So the best JOINT_TOP results per label are
+# scored together, after that step, and the best mean over labels is kept. Written here: skweak and
+# spaCy combine span groups, neither chooses among combinations.
+JOINT_TOP = 5
+
+
+def distinct(
+    results: list[dict[str, Any]], selection_set: str, dev: dict[str, list[Doc]], sets: list[str], top: int
+) -> list[dict[str, Any]]:
+    """The best `top` results of a label that can be run on every one of `sets`, one per distinct
+    score: one teacher's union, intersection and majority are the same spans."""
+    out, seen = [], set()
+    for r in ranked(results, selection_set):
+        key = repr(sorted((s, v) for s, v in r["scores"].items() if v))
+        if key in seen or not all(present(dev[s], t) for s in sets for t in r["subset"]):
+            continue
+        seen.add(key)
+        out.append(r)
+        if len(out) == top:
+            break
+    return out
+
+
+def select_joint(
+    dev: dict[str, list[Doc]],
+    by_label: dict[str, list[dict[str, Any]]],
+    weights: dict[str, dict[str, float]],
+    selection_set: str,
+    top: int = JOINT_TOP,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The selection, and how it was made: every choice of one of each label's `top` distinct results,
+    scored on the selection set (`dev_mean`: each label on the dev sets annotating it, averaged)
+    after the cross-label overlap step; ties go to the per-label ranks' sum, so the per-label
+    choice stays unless another scores higher. Results whose teachers did not label a set that
+    is scored are left out (an LLM teacher on the other dev sets)."""
+    per_label = select(by_label, selection_set)
+    labels = [label for label, results in by_label.items() if results]
+    sets = {lb: label_sets(dev, lb) if selection_set == DEV_MEAN else [selection_set] for lb in labels}
+    scored_sets = sorted({s for lb in labels for s in sets[lb]}, key=list(dev).index)
+    candidates = {lb: distinct(by_label[lb], selection_set, dev, scored_sets, top) for lb in labels}
+    info: dict[str, Any] = {
+        "top": top,
+        "sets": scored_sets,
+        "per_label": {lb: {k: v for k, v in c.items() if k != "scores"} for lb, c in per_label.items()},
+    }
+    if any(
+        not c or c[0]["subset"] != per_label[lb]["subset"] or c[0]["strategy"] != per_label[lb]["strategy"]
+        for lb, c in candidates.items()
+    ):
+        info["skipped"] = "a per-label choice cannot be scored on every set"
+        return per_label, info
+    preds = {
+        (lb, i, s): predictions(dev[s], lb, r["subset"], r["strategy"], weights.get(lb, {}))
+        for lb in labels
+        for i, r in enumerate(candidates[lb])
+        for s in scored_sets
+    }
+    gold = {(lb, s): gold_spans(dev[s], lb) for lb in labels for s in sets[lb]}
+
+    def mean_f(pick: tuple[int, ...]) -> tuple[float, dict[str, float]]:
+        per: dict[str, float] = {}
+        for s in scored_sets:
+            merged = [
+                filter_spans([sp for lb, i in zip(labels, pick, strict=True) for sp in preds[lb, i, s][d]])
+                for d in range(len(dev[s]))
+            ]
+            for lb in labels:
+                if s in sets[lb]:
+                    own = [[sp for sp in m if sp.label_ == lb] for m in merged]
+                    f = score_spans(zip(own, gold[lb, s], strict=True), [lb])[lb]["strict"]["f"]
+                    per[lb] = per.get(lb, 0.0) + f / len(sets[lb])
+        return sum(per.values()) / len(per), per
+
+    picks = list(product(*(range(len(candidates[lb])) for lb in labels)))
+    scores = {pick: mean_f(pick) for pick in tqdm(picks, desc="joint selection", unit="choice", leave=False)}
+    best = max(picks, key=lambda p: (round(scores[p][0], 6), -sum(p)))
+    first = tuple(0 for _ in labels)
+    info.update(
+        mean_per_label_choice=round(scores[first][0], 4),
+        mean_joint_choice=round(scores[best][0], 4),
+        changed=[lb for lb, i in zip(labels, best, strict=True) if i],
+    )
+    selected = dict(per_label)
+    for lb, i in zip(labels, best, strict=True):
+        selected[lb] = selection(candidates[lb][i], selection_set)
+        selected[lb]["joint_f"] = round(scores[best][1][lb], 4)
+    return selected, info
 
 
 def expand(
