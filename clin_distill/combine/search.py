@@ -15,14 +15,13 @@ from itertools import combinations, product
 from typing import Any
 
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
 from tqdm import tqdm
 
 from ..labels import GOLD_LABELS
 from ..parallel import forked_map
 from ..scoring import score, score_spans
 from .label_model import label_model
-from .strategies import STRATEGIES
+from .strategies import STRATEGIES, merge_labels
 
 LABEL_MODEL = "label_model"
 ALL_STRATEGIES = (*STRATEGIES, LABEL_MODEL)
@@ -294,7 +293,7 @@ def select_joint(
         per: dict[str, float] = {}
         for s in scored_sets:
             merged = [
-                filter_spans([sp for lb, i in zip(labels, pick, strict=True) for sp in preds[lb, i, s][d]])
+                merge_labels([sp for lb, i in zip(labels, pick, strict=True) for sp in preds[lb, i, s][d]])
                 for d in range(len(dev[s]))
             ]
             for lb in labels:

@@ -122,4 +122,10 @@ def combine(
             preds = [STRATEGIES[strategy](d, label, teachers, weights.get(label, {})) for d in docs]
         for out, spans in zip(per_doc, preds, strict=True):
             out.extend(spans)
-    return [filter_spans(spans) for spans in per_doc]
+    return [merge_labels(spans) for spans in per_doc]
+
+
+def merge_labels(spans: list[Span]) -> list[Span]:
+    """One doc's spans of all labels, in label order, as entities: overlaps across labels resolved
+    longest-then-earliest (`filter_spans`). The search's joint step scores choices through this."""
+    return filter_spans(spans)
