@@ -137,34 +137,36 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def align(nested_spans: list[list], docs: list[Doc], offsets: np.ndarray, n_wordpieces: np.ndarray) -> Ragged:
-    """spacy-transformers' `get_alignment_via_offset_mapping`, vectorised: for every token of every
-    doc, the sorted flat indices (row * padded width + column) of the wordpieces with a character
-    in the token or in the one character after it (which the next token claims if it starts there)."""
+    """spacy-transformers' `get_alignment_via_offset_mapping`, vectorised over each doc's windows:
+    for every token of every doc, the sorted flat indices (row * padded width + column) of the
+    wordpieces with a character in the token or in the one character after it (which the next token
+    claims if it starts there). A window's text is its doc's text from its first token's start to its
+    last token's end, so one character-to-token map per doc serves all its windows: the characters
+    where a window's own map and the doc's differ lie after the window's text, where no wordpiece is."""
     n_rows, width = offsets.shape[:2]
     stride = n_rows * width + 1
     doc_offsets = np.cumsum([0] + [len(d) for d in docs])
+    columns = np.arange(width)
     keys, row = [], 0
     for d, (doc, doc_spans) in enumerate(zip(docs, nested_spans, strict=True)):
+        k = len(doc_spans)
+        if k == 0:
+            continue
         idx, length = doc.to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2).T
-        for span in doc_spans:
-            s, e = span.start, span.end
-            if e > s:
-                tok_start = idx[s:e] - idx[s]
-                tok_end = np.minimum(
-                    tok_start + length[s:e] + 1, np.append(tok_start[1:], tok_start[-1] + length[e - 1] + 1)
-                )
-                n_chars = int(tok_end[-1])
-                chars, tok_of_char = _ranges(tok_start, tok_end - tok_start)
-                char_to_tok = np.full(n_chars, -1, dtype=np.int64)
-                char_to_tok[chars] = tok_of_char
-                n = int(n_wordpieces[row])
-                wp_start = offsets[row, :n, 0]
-                pos, wp = _ranges(wp_start, np.maximum(offsets[row, :n, 1] - wp_start, 0))
-                inside = (pos >= 0) & (pos < n_chars)
-                tok = char_to_tok[pos[inside]]
-                hit = tok >= 0
-                keys.append((doc_offsets[d] + s + tok[hit]) * stride + row * width + wp[inside][hit])
-            row += 1
+        tok_end = np.minimum(idx + length + 1, np.append(idx[1:], idx[-1] + length[-1] + 1))
+        chars, tok_of_char = _ranges(idx, tok_end - idx)
+        char_to_tok = np.full(int(tok_end[-1]), -1, dtype=np.int64)
+        char_to_tok[chars] = tok_of_char
+        starts = np.array([span.start_char for span in doc_spans], dtype=np.int64)
+        window = offsets[row : row + k]
+        used = columns < n_wordpieces[row : row + k, None]
+        wp_len = np.where(used, np.maximum(window[:, :, 1] - window[:, :, 0], 0), 0).ravel()
+        pos, owner = _ranges((window[:, :, 0] + starts[:, None]).ravel(), wp_len)
+        inside = (pos >= 0) & (pos < len(char_to_tok))
+        tok = char_to_tok[pos[inside]]
+        hit = tok >= 0
+        keys.append((doc_offsets[d] + tok[hit]) * stride + row * width + owner[inside][hit])
+        row += k
     flat = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.int64)
     positions, data = np.divmod(flat, stride)
     lengths = np.bincount(positions, minlength=int(doc_offsets[-1]))
@@ -172,11 +174,16 @@ def align(nested_spans: list[list], docs: list[Doc], offsets: np.ndarray, n_word
 
 
 def _encodings(backend, nested_spans: list[list[Span]]) -> list | None:
-    """The Rust tokenizer's encoding of every window, one at a time (None: no window at all)."""
-    flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
-    if not flat_spans:
-        return None
-    return [backend.encode(span.text, add_special_tokens=True) for span in flat_spans]
+    """The Rust tokenizer's encoding of every window, one at a time (None: no window at all). A
+    window's text is sliced from its doc's text, which is what `Span.text` joins token by token."""
+    encodings = []
+    for doc_spans in nested_spans:
+        if doc_spans:
+            text = doc_spans[0].doc.text
+            for span in doc_spans:
+                window = text[span.start_char : span.end_char]
+                encodings.append(backend.encode(window, add_special_tokens=True))
+    return encodings or None
 
 
 def encode(model: Model, docs: list[Doc]) -> FullTransformerBatch | None:
