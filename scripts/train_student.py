@@ -19,6 +19,9 @@ def main(
     max_steps: int = typer.Option(600),
     eval_frequency: int = typer.Option(100),
     gpu_id: int = typer.Option(-1),
+    learn_rate: float = typer.Option(
+        None, help="Adam's peak rate (training.optimizer.learn_rate.initial_rate; default: the config's)"
+    ),
 ) -> None:
     backbone = resolve_transformer(transformer)
     try:
@@ -33,6 +36,8 @@ def main(
         "training.max_steps": max_steps,
         "training.eval_frequency": eval_frequency,
     }
+    if learn_rate is not None:
+        overrides["training.optimizer.learn_rate.initial_rate"] = learn_rate
     if encoder_layers:
         overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
     typer.echo(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span
@@ -22,7 +24,7 @@ from clin_distill.combine.search import (
     teacher_weights,
 )
 from clin_distill.combine.strategies import combine, intersection, majority, union, weighted
-from clin_distill.scoring import score
+from clin_distill.scoring import score, score_spans
 
 WORDS = "severe chest pain and acute renal failure after ibuprofen use".split()
 #        0      1     2    3   4     5     6       7     8         9
@@ -348,3 +350,19 @@ def test_forked_label_model_fits_equal_the_sequential_ones(workflow_project, mon
     monkeypatch.setattr(search, "MAX_WORKERS", 1)
     assert search.label_model_scores(dev, gold, "MEDICATION", jobs) == forked
     assert len(forked) == 7 and len({r["strict"]["f"] for r in forked}) > 1
+
+
+def test_bc5cdr_folded_cell_scores_symptoms_against_its_disease_label():
+    """BC5CDR's Disease covers signs and symptoms: a SYMPTOM prediction of a gold Disease mention
+    misses in the DISEASE cell and hits in the folded DISEASE+SYMPTOM cell; MACCROBAT has no fold."""
+    from clin_distill.evaluation import folded_counts
+
+    doc = spacy.blank("en")("Cocaine induced seizures and acute renal failure .")
+    gold = [Span(doc, 2, 3, "DISEASE"), Span(doc, 4, 7, "DISEASE")]
+    pred = [Span(doc, 0, 1, "MEDICATION"), Span(doc, 2, 3, "SYMPTOM"), Span(doc, 5, 7, "DISEASE")]
+    per_label = score_spans([(pred, gold)], ["DISEASE"])["DISEASE"]["strict"]
+    assert (per_label["p"], per_label["r"]) == (0.0, 0.0)
+    c = folded_counts(pred, gold, "bc5cdr")
+    assert (c["DISEASE+SYMPTOM", "tp"], c["DISEASE+SYMPTOM", "np"], c["DISEASE+SYMPTOM", "ng"]) == (1, 2, 2)
+    assert (c["DISEASE+SYMPTOM", "hp"], c["DISEASE+SYMPTOM", "hg"]) == (2, 2)  # lenient: overlaps hit
+    assert folded_counts(pred, gold, "maccrobat") == Counter()

@@ -151,6 +151,7 @@ def test_ablation_report_tables(tmp_path):
     teachers, the dev mean that chooses the default, and each variant's rounds."""
     from collections import Counter
 
+    from clin_distill.evaluation import FOLDED
     from clin_distill.labels import GOLD_LABELS
     from clin_distill.scoring import bootstrap
     from clin_distill.student.ablation import write_ablation
@@ -158,7 +159,8 @@ def test_ablation_report_tables(tmp_path):
     def scores(tp: int) -> dict:
         out = {}
         for split in ("dev", "test"):
-            for s, labels in GOLD_LABELS.items():
+            for s, gold_labels in GOLD_LABELS.items():
+                labels = [*gold_labels, *FOLDED.get(s, {})]
                 c = Counter()
                 for label in labels:
                     c.update(
@@ -196,3 +198,39 @@ def test_ablation_report_tables(tmp_path):
     assert "| baseline | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 |" in md  # dev, with mean
     assert "0: 0.400 (+0 spans {}), 1: 0.380 (+3 spans {'DISEASE': 3}); kept round 0" in md
     assert json.loads((tmp_path / "ablation.json").read_text())["results"]["human"] == results["human"]
+
+
+def test_ablation_retrains_when_its_config_or_inputs_change(tmp_path):
+    """A finished variant is reused only while the student config, corpus inputs and settings that
+    trained it are unchanged: an edited config (a new learning rate) must not keep the old model."""
+    from clin_distill.student.ablation import fingerprint, run_variants
+
+    teachers = tmp_path / "teachers"
+    teachers.mkdir()
+    (teachers / "a.spacy").write_bytes(b"one")
+    (teachers / "__pycache__").mkdir()
+    (teachers / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    before = fingerprint([teachers])
+    (teachers / "__pycache__" / "x.pyc").write_bytes(b"recompiled")
+    assert fingerprint([teachers]) == before
+    (teachers / "a.spacy").write_bytes(b"two")
+    assert fingerprint([teachers]) != before
+
+    config = tmp_path / "student.cfg"
+    config.write_text("[training]\nlearn_rate = 0.0001\n")
+    trained = tmp_path / "train-distilled"
+    (trained / "model-best").mkdir(parents=True)
+    (trained / "model-best" / "meta.json").write_text('{"rate": "1e-4"}')
+    corpus_args = {"labelled_dir": teachers, "combinations": config, "calibration": None, "llm_dir": None}
+    spec = {"partial_labels": "clin_distill.all_outside.v1", "dev": "gold", "rounds": 0, "threshold": 0.9}
+    args = ({"partial": spec}, tmp_path / "work", corpus_args, config, {"gpu_id": -1}, config)
+    models = run_variants(*args, reuse={"partial": trained})
+    meta = models["partial"] / "meta.json"
+    assert meta.read_text() == '{"rate": "1e-4"}'
+    # a retrained train-distilled output under a changed config replaces the stale copy
+    (trained / "model-best" / "meta.json").write_text('{"rate": "4e-4"}')
+    assert run_variants(*args, reuse={"partial": trained})["partial"] == models["partial"]
+    assert meta.read_text() == '{"rate": "1e-4"}'  # same config and inputs: the finished one is kept
+    config.write_text("[training]\nlearn_rate = 0.0004\n")
+    run_variants(*args, reuse={"partial": trained})
+    assert meta.read_text() == '{"rate": "4e-4"}'

@@ -66,10 +66,13 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
         "1",
         "--eval-frequency",
         "1",
+        "--learn-rate",
+        "0.0001",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     nlp = spacy.load(tmp_path / "out" / "model-last")
+    assert nlp.config["training"]["optimizer"]["learn_rate"]["initial_rate"] == 0.0001
     encoder = nlp.get_pipe("transformer").model.transformer
     assert encoder.config.hidden_size == 768 and encoder.config.num_hidden_layers == 4
     assert len(encoder.encoder.layer) == 4

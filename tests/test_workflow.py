@@ -107,6 +107,11 @@ def test_evaluation_report_shape(workflow_project):
         assert set(sets) == {"maccrobat_test", "bc5cdr_test", "ncbi_test"}
         assert set(sets["maccrobat_test"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
         assert set(sets["ncbi_test"]) == {"DISEASE"}
+        assert set(sets["bc5cdr_test"]) == {"MEDICATION", "DISEASE", "DISEASE+SYMPTOM"}
+    for student in ("distilled", "human"):  # its DISEASE spans are among the folded cell's predictions
+        bc5 = ev[student]["bc5cdr_test"]
+        assert bc5["DISEASE+SYMPTOM"]["strict"]["r"] >= bc5["DISEASE"]["strict"]["r"]
+    for sets in ev.values():
         for labels in sets.values():
             for s in labels.values():
                 for m in ("strict", "lenient"):

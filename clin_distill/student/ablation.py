@@ -2,10 +2,12 @@
 rule, the dev set that selects model-best, self-training rounds), same seed and step budget,
 scored on every gold test set with the teachers and the human-label student beside it ->
 reports/distillation_ablation.{json,md}. A variant whose model is already trained with the same
-settings is reused, so an interrupted run resumes."""
+settings, student config and corpus inputs (by content) is reused, so an interrupted run resumes
+and a changed config or teacher corpus retrains."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,10 +18,29 @@ from spacy.util import load_config, registry
 from ..combine.distil import write_distilled_corpus
 from ..combine.inputs import read_calibration
 from ..combine.partial import dropped_terms
-from ..evaluation import evaluate
+from ..evaluation import FOLDED, evaluate
 from ..labels import GOLD_LABELS
 from ..reports import markdown_table, write_report
 from .self_training import self_train
+
+
+def fingerprint(paths: list[Path | None]) -> str:
+    """SHA-256 over the files at `paths` (folders: every file under them, by relative name)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is None or not Path(path).exists():
+            digest.update(b"-")
+            continue
+        path = Path(path)
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            if path.is_dir()
+            else [path]
+        )
+        for f in files:
+            digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+            digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def run_variants(
@@ -34,25 +55,39 @@ def run_variants(
     """Train every variant (reusing finished ones, and `reuse`: {variant: a train-distilled output
     trained with the same settings}); returns {variant: model-best}."""
     drops = dropped_terms(read_calibration(corpus_args.get("calibration")))
+    inputs = fingerprint([corpus_args[k] for k in ("labelled_dir", "combinations", "calibration", "llm_dir")])
+    package = Path(__file__).parents[1]
+    trained_by = {
+        "config": fingerprint([config]),
+        "inputs": inputs,
+        "gold_dev": fingerprint([gold_dev]),
+        "code": fingerprint([package / "combine", package / "student"]),
+    }
     models = {}
     for name, spec in variants.items():
         out = work / name
         stamp = out / "variant.json"
-        want = {**spec, "overrides": {k: str(v) for k, v in overrides.items()}}
-        if name in (reuse or {}) and not (out / "model-best").exists():
-            shutil.copytree(reuse[name], out, dirs_exist_ok=True)
-            stamp.write_text(json.dumps({**want, "reused": str(reuse[name])}, indent=2) + "\n")
+        want = {**spec, "overrides": {k: str(v) for k, v in overrides.items()}, **trained_by}
         done = (
             stamp.exists()
             and {k: v for k, v in json.loads(stamp.read_text()).items() if k != "reused"} == want
         )
+        if not done and name in (reuse or {}):
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(reuse[name], out)
+            stamp.write_text(json.dumps({**want, "reused": str(reuse[name])}, indent=2) + "\n")
+            done = True
         if not (done and (out / "model-best").exists()):
             args = spec.get("rule_args", {})
             suffix = "".join(f"-{k}={v}" for k, v in sorted(args.items()))
             corpus = work / "corpus" / f"{spec['partial_labels']}{suffix}"
-            if not (corpus / "train.spacy").exists():
+            corpus_stamp = corpus / "inputs.sha256"
+            corpus_key = f"{inputs} {trained_by['code']}"
+            built = corpus_stamp.exists() and corpus_stamp.read_text().strip() == corpus_key
+            if not (built and (corpus / "train.spacy").exists()):
                 rule = registry.misc.get(spec["partial_labels"])(**args)
                 write_distilled_corpus(out_dir=corpus, report=corpus / "stats.json", rule=rule, **corpus_args)
+                corpus_stamp.write_text(corpus_key + "\n")
             dev = gold_dev if spec["dev"] == "gold" else corpus / "dev.spacy"
             # a finished variant with the same corpus and dev set is this one's round 0
             key = (spec["partial_labels"], spec.get("rule_args"), spec["dev"])
@@ -81,13 +116,15 @@ def _f1(s: dict[str, Any]) -> str:
     return f"{s['f']:.3f} [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]"
 
 
+# the cells whose dev mean chooses the default; the tables also show the folded cells (evaluation.FOLDED)
 CELLS = [(s, label) for s, labels in GOLD_LABELS.items() for label in labels]
-CELL_NAMES = [f"{s} {label}" for s, label in CELLS]
+SHOWN = CELLS + [(s, cell) for s, cells in FOLDED.items() for cell in cells]
+CELL_NAMES = [f"{s} {label}" for s, label in SHOWN]
 
 
 def _table(results: dict[str, Any], split: str, cell) -> list[list[str]]:
     return [
-        [name, *(cell(by_set[f"{s}_{split}"][label], name, s, label) for s, label in CELLS)]
+        [name, *(cell(by_set[f"{s}_{split}"][label], name, s, label) for s, label in SHOWN)]
         for name, by_set in results.items()
     ]
 
@@ -126,7 +163,8 @@ def write_ablation(
         "",
         *markdown_table(header, lenient),
         "",
-        "## Gold dev, strict F1 (selection; MACCROBAT dev also chose model-best for the `gold` variants)",
+        "## Gold dev, strict F1 (selection; MACCROBAT dev also chose model-best for the `gold` variants;"
+        " mean over the per-label cells)",
         "",
         *markdown_table([*header, "mean"], dev),
         "",
