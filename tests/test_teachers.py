@@ -60,6 +60,12 @@ def test_rule_teachers_fire_on_stems_suffixes_heads_and_cues(workflow_project):
         ("chest pain", "SYMPTOM", "")
     ]
     assert spans(teacher(workflow_project, "disease_rules"), "The diagnosis was made.", "disease_rules") == []
+    # findings that MACCROBAT annotates as signs (Sign_symptom)
+    finding = "CT showed a 3 cm mass and two lesions."
+    assert spans(teacher(workflow_project, "symptom_rules"), finding, "symptom_rules") == [
+        ("mass", "SYMPTOM", ""),
+        ("lesions", "SYMPTOM", ""),
+    ]
 
 
 def test_stop_listed_terms_do_not_fire(workflow_project):

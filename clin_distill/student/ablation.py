@@ -61,7 +61,13 @@ def run_variants(
         "config": fingerprint([config]),
         "inputs": inputs,
         "gold_dev": fingerprint([gold_dev]),
-        "code": fingerprint([package / "combine", package / "student"]),
+        # the code that builds the corpus and trains (not this module's reporting)
+        "code": fingerprint(
+            [
+                package / "combine",
+                *(package / "student" / f for f in ("self_training.py", "windows.py", "backbone.py")),
+            ]
+        ),
     }
     models = {}
     for name, spec in variants.items():
