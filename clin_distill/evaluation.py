@@ -11,7 +11,7 @@ import base64
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import matplotlib
 import spacy
@@ -105,19 +105,13 @@ def evaluate(
     return results
 
 
-class _Mention(NamedTuple):
-    start: int
-    end: int
-    label_: str
-
-
 def folded_counts(pred: list[Span], gold: list[Span], set_name: str) -> Counter:
     """Counts of the set's folded cells (FOLDED): predictions of any of our labels in the
     cell against the gold label that covers them, as one label named after the cell."""
     c: Counter = Counter()
     for cell, (gold_label, ours) in FOLDED.get(set_name, {}).items():
-        p = [_Mention(x.start, x.end, cell) for x in pred if x.label_ in ours]
-        g = [_Mention(x.start, x.end, cell) for x in gold if x.label_ == gold_label]
+        p = [Span(x.doc, x.start, x.end, label=cell) for x in pred if x.label_ in ours]
+        g = [Span(x.doc, x.start, x.end, label=cell) for x in gold if x.label_ == gold_label]
         c += doc_counts(p, g, [cell])
     return c
 
