@@ -5,12 +5,13 @@ int8 encoder must keep the student's entities and never be written to disk; the 
 `clin_encoder_precision` picks on CPUs with native bf16, and the ONNX Runtime encoders it picks
 elsewhere, must give the float student's entities; `clin_memory` caps oneDNN's cache and trims the
 heap only when its settings say so, and the packaged model sets them as the committed benchmark
-measured them."""
+measured them; its tokenizer, whose chunk cache is kept filled, gives spaCy's own tokens."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 
@@ -23,11 +24,19 @@ from spacy_transformers.layers import transformer_model
 from test_windows import odd_note
 
 from clin_distill.bench.cpu import precision_ceilings
-from clin_distill.bench.speed import encoder_batches, student_and_ceiling, varied_notes
+from clin_distill.bench.speed import (
+    benchmark_notes,
+    encoder_batches,
+    speedup_in_turns,
+    stage_shares,
+    student_and_ceiling,
+    varied_notes,
+)
 from clin_distill.packaging import INFERENCE_PIPES, inference_pipeline
 from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
 from clin_distill.student.memory import IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV
 from clin_distill.student.precision import cpu_has_bf16
+from clin_distill.student.tokenizer import TOKENIZER, ChunkCachedTokenizer
 from clin_distill.student.windows import encode
 from conftest import SMALL_PROFILE
 
@@ -62,7 +71,31 @@ def test_student_and_its_ceiling_are_timed_in_turns_and_the_ceiling_leaves_the_s
     assert student["words_per_second"] > 0 and ceiling["words_per_second"] > 0
     assert ceiling["transformer_batches"] == len(texts)
     assert peak is None or peak > 0
+    paired = speedup_in_turns(nlp, nlp, texts, batch_size=1, rounds=2)
+    assert paired["words_per_second"] > 0 and paired["float32_words_per_second"] > 0
+    assert paired["speedup"] == round(paired["words_per_second"] / paired["float32_words_per_second"], 2)
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)] == before
+
+
+def test_stage_shares_time_every_stage_once_and_leave_the_encoder_as_it_was(workflow_project):
+    """The PyTorch encoder's forward and the ONNX Runtime runner are each timed, then restored."""
+    nlp = spacy.load(workflow_project / "training/distilled/model-best")
+    docs = DocBin().from_disk(workflow_project / "corpus/unlabelled/aci_bench.spacy").get_docs(nlp.vocab)
+    texts = [d.text for d, _ in zip(docs, range(6), strict=False)]
+    trf = nlp.get_pipe("transformer").model
+    for runner in (None, "onnx-float32"):
+        if runner:
+            settings = {"precision": runner, "pipe": "transformer"}
+            nlp.add_pipe("clin_encoder_precision", first=True, config=settings)
+            nlp.get_pipe("clin_encoder_precision").apply()
+        before = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+        shares = stage_shares(nlp, texts)
+        stages = {k: v for k, v in shares.items() if k != "seconds"}
+        named = {"encoder_forward", "spacy_tokenizer", "transformer_outside_encoder"}
+        assert set(stages) == named | (set(nlp.pipe_names) - {"transformer"})
+        assert abs(sum(stages.values()) - 1) < 0.01 and stages["encoder_forward"] > 0.1
+        assert "forward" not in vars(trf.transformer)  # the module's own forward again
+        assert [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)] == before
 
 
 def test_each_variant_is_held_to_its_precisions_fastest_ceiling_the_defaults_included():
@@ -113,6 +146,10 @@ def test_benchmark_report_has_the_agreed_shape(workflow_project):
     for key in ("student", *variants):
         assert set(report[key]["maccrobat_test_strict_f1"]) == {"MEDICATION", "DISEASE", "SYMPTOM"}
         assert report[key]["words_per_second"] > 0
+    assert report["no_bf16_speedup_in_turns"]["variant"] == "onnx-int8"
+    assert report["no_bf16_speedup_in_turns"]["speedup"] > 0
+    stages = {k: v for k, v in report["student"]["profile"].items() if k != "seconds"}
+    assert abs(sum(stages.values()) - 1) < 0.01 and stages["encoder_forward"] > 0.5
 
 
 # Either student has the same encoder; the human-label one finds more entities after the small
@@ -228,6 +265,28 @@ def test_packaged_pipeline_spells_out_todays_inference_settings(tmp_path, monkey
     assert config["nlp"]["pipeline"] == ["clin_encoder_precision", "clin_memory", "sentencizer"]
     for factory, settings in INFERENCE_PIPES:
         assert config["components"][factory] == {"factory": factory, **settings}
+    assert config["nlp"]["tokenizer"] == {"@tokenizers": TOKENIZER}
+    packaged = spacy.load(tmp_path / "packaged")
+    assert isinstance(packaged.tokenizer, ChunkCachedTokenizer)
+    assert packaged.tokenizer.rules == trained.tokenizer.rules  # spaCy's English rules, loaded from disk
+
+
+def test_chunk_cached_tokenizer_gives_spacys_tokens_on_real_notes(workflow_project):
+    """Same tokens and spaces as spaCy's tokenizer on real notes, special cases ("Dr.", "and/or")
+    among them; each chunk is tokenized on its own once; it survives pickling."""
+    texts = [d.text for d in benchmark_notes(workflow_project / "corpus/unlabelled", 300)]
+    plain = spacy.blank("en")
+    cached = spacy.blank("en")
+    cached.tokenizer = ChunkCachedTokenizer(cached.tokenizer)
+    specials = {c for t in texts for c in t.split() if c in plain.tokenizer.rules}
+    assert len(specials) >= 3, specials  # the case spaCy stops caching at (spaCy issue #13950)
+    for _ in range(2):  # cold, then from the cache
+        for text in texts:
+            a, b = plain.make_doc(text), cached.make_doc(text)
+            assert [(t.text, t.whitespace_) for t in a] == [(t.text, t.whitespace_) for t in b]
+    assert cached.tokenizer.seen == {c for t in texts for c in t.split()}
+    again = pickle.loads(pickle.dumps(cached.tokenizer))
+    assert [t.text for t in again(texts[0])] == [t.text for t in plain.make_doc(texts[0])]
 
 
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):

@@ -32,13 +32,15 @@ from ..student.int8 import quantize_encoder
 from ..student.memory import FACTORY as MEMORY
 from ..student.precision import FACTORY as PRECISION
 from ..student.precision import cpu_has_bf16
+from ..student.tokenizer import TOKENIZER  # noqa: F401  (the packaged model's tokenizer, for spacy.load)
 from ..student.windows import ARCHITECTURE  # noqa: F401  (registers the student's encoder for spacy.load)
 from .speed import (
     benchmark_notes,
     peak_rss_mb,
-    profile_shares,
     reset_peak_rss,
     rss_mb,
+    speedup_in_turns,
+    stage_shares,
     student_and_ceiling,
     varied_notes,
 )
@@ -105,7 +107,8 @@ def _student(model: str, texts: list[str], batch_size: int, variant: str | None,
     run, ceiling, peak = student_and_ceiling(nlp, texts, batch_size, dtype=dtype)
     run["peak_rss_mb"] = round(peak, 1) if peak is not None else None  # while labelling
     run["peak_rss_mb_with_loading"] = round(max(loaded, peak or 0.0), 1)
-    run["profile"] = profile_shares(nlp, texts[:50], batch_size)
+    if batch_size == 1:  # stage by stage is batch size 1 (the packaged default)
+        run["profile"] = stage_shares(nlp, texts[:50])
     run["ceiling"] = ceiling
     out.put(run)
 
@@ -229,8 +232,15 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
         variant_nlp[variant] = load_student(b.model, variant)
     same_batch = next(r for r in ceiling_runs if r["batch_size"] == default_batch)["words_per_second"]
     precision_ceilings(data, variants, {precision: same_batch})
-    # the path "auto" takes on a CPU without native bf16, against PyTorch float32
+    # the path "auto" takes on a CPU without native bf16 (the default itself on such a CPU),
+    # against PyTorch float32, timed in turns in this process
     no_bf16 = student_nlp.get_pipe(PRECISION).without_bf16
+    path_nlp = student_nlp if precision == no_bf16 else variant_nlp.get(no_bf16)
+    if path_nlp is not None and "float32" in variant_nlp:
+        data["no_bf16_speedup_in_turns"] = {
+            "variant": no_bf16,
+            **speedup_in_turns(path_nlp, variant_nlp["float32"], texts, default_batch),
+        }
     if f"student_{no_bf16}" in data and "student_float32" in data:
         path = data[f"student_{no_bf16}"]
         data["no_bf16_path"] = {

@@ -42,7 +42,7 @@ def export_bundle(
     import spacy
     from safetensors.torch import save_file
 
-    from ..student import memory, precision, windows  # noqa: F401  (the packaged pipeline's code)
+    from ..student import memory, precision, tokenizer, windows  # noqa: F401  (the packaged pipeline's code)
     from .speed import benchmark_notes, encoder_batches
 
     nlp = spacy.load(model)

@@ -19,7 +19,7 @@ from spacy_transformers.util import batch_by_length
 
 from ..corpora.notes import hash_sample
 from ..corpora.stats import word_count
-from ..student.windows import encoder_runner
+from ..student.windows import RUNNER_ATTR, encoder_runner
 
 
 def benchmark_notes(unlabelled_dir: Path, n: int | None) -> list[Doc]:
@@ -180,33 +180,74 @@ def student_and_ceiling(
     return student, ceiling, peak
 
 
-def profile_shares(nlp: Language, texts: Sequence[str], batch_size: int) -> dict[str, float]:
-    """Where the student's time goes (cProfile, cumulative): the encoder's forward pass, the rest
-    of the transformer component (wordpiece tokenization, alignment), and everything else (the
-    NER head, spaCy's tokenizer), as shares of the whole `nlp.pipe` run."""
-    import cProfile
-    import pstats
-
-    profiler = cProfile.Profile()
-    profiler.enable()
-    list(nlp.pipe(texts, batch_size=batch_size))
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats  # (file, line, function) -> (cc, nc, tottime, cumtime, callers)
-
-    def cumulative(path_end: str, function: str) -> float:
-        return max(
-            (v[3] for k, v in stats.items() if k[0].endswith(path_end) and k[2] == function), default=0.0
-        )
-
-    total = cumulative("spacy/language.py", "pipe")
-    # the PyTorch module's forward, or the ONNX Runtime runner that `clin_encoder_precision` set
-    encoder = cumulative("transformers/models/bert/modeling_bert.py", "forward") or cumulative(
-        "onnx_encoder.py", "__call__"
-    )
-    transformer = cumulative("spacy_transformers/pipeline_component.py", "pipe")
+def speedup_in_turns(
+    fast: Language, slow: Language, texts: Sequence[str], batch_size: int, rounds: int = 3
+) -> dict[str, Any]:
+    """`fast`'s words/s over `slow`'s, the two timed in turns in one process (best of `rounds`
+    each): two students timed in separate processes minutes apart see a different machine (words/s
+    drift by 10-20% on a shared VM), and their ratio carries that drift."""
+    for nlp in (fast, slow):
+        list(nlp.pipe(texts[:batch_size], batch_size=batch_size))  # warm-up
+    runs: dict[str, list[float]] = {"fast": [], "slow": []}
+    for _ in range(rounds):
+        for key, nlp in (("fast", fast), ("slow", slow)):
+            run = student_throughput(nlp, texts, batch_size, repeats=1, warm_up=False)
+            runs[key].append(run["words_per_second"])
+    best = {k: max(v) for k, v in runs.items()}
     return {
-        "seconds": round(total, 3),
-        "encoder_forward": round(encoder / total, 3),
-        "transformer_component_other": round((transformer - encoder) / total, 3),
-        "ner_tokenizer_and_rest": round((total - transformer) / total, 3),
+        "words_per_second": best["fast"],
+        "float32_words_per_second": best["slow"],
+        "speedup": round(best["fast"] / best["slow"], 2),
+        "rounds": rounds,
     }
+
+
+def stage_shares(nlp: Language, texts: Sequence[str], passes: int = 2) -> dict[str, float]:
+    """Where the student's time goes at batch size 1, timed stage by stage (no profiler, whose
+    per-call cost inflates Python-heavy stages): spaCy's tokenizer, each pipeline component, and
+    within the transformer component its encoder's forward pass (the runner `clin_encoder_precision`
+    set, or the PyTorch module). Shares of the last of `passes` passes (the first fills the
+    tokenizer's and the linker's caches, as in the timed throughput runs). `encoder_forward` is
+    what the ceiling times; everything else is overhead outside it."""
+    trf = nlp.get_pipe("transformer").model
+    spent = {"encoder_forward": 0.0}
+    runner = encoder_runner(trf)
+
+    def timed(call):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent["encoder_forward"] += time.perf_counter() - start
+
+        return wrapper
+
+    if runner is not None:
+        setattr(trf, RUNNER_ATTR, timed(runner))
+    else:
+        forward = trf.transformer.forward
+        trf.transformer.forward = timed(forward)
+    try:
+        for _ in range(passes):
+            stages = dict.fromkeys(["spacy_tokenizer", *nlp.pipe_names], 0.0)
+            spent["encoder_forward"] = 0.0
+            for text in texts:
+                start = time.perf_counter()
+                doc = nlp.make_doc(text)
+                stages["spacy_tokenizer"] += time.perf_counter() - start
+                for name, proc in nlp.pipeline:
+                    start = time.perf_counter()
+                    doc = proc(doc)
+                    stages[name] += time.perf_counter() - start
+    finally:
+        if runner is not None:
+            setattr(trf, RUNNER_ATTR, runner)
+        else:
+            del trf.transformer.forward  # the instance attribute: the class's forward again
+    total = sum(stages.values())
+    stages["transformer"] -= spent["encoder_forward"]
+    shares = {"encoder_forward": spent["encoder_forward"]} | {
+        ("transformer_outside_encoder" if k == "transformer" else k): v for k, v in stages.items()
+    }
+    return {"seconds": round(total, 3)} | {k: round(v / total, 3) for k, v in shares.items()}

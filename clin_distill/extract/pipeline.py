@@ -18,7 +18,7 @@ from spacy.tokens import Doc
 # The packaged model's own components, registered here too, so that a model may also be given as
 # a pipeline folder (training/..., or the data folder inside the package) rather than a package.
 from ..linking import linker  # noqa: F401
-from ..student import memory, precision, windows  # noqa: F401
+from ..student import memory, precision, tokenizer, windows  # noqa: F401
 
 DEFAULT_MODEL = "en_clin_distilled"
 CONTEXT_FLAGS = {
