@@ -194,7 +194,9 @@ def write_ablation(
     intro = (
         "Written by `weasel run ablation` (configs/ablation.cfg): the distilled student under each\n"
         "setting, same seed and step budget, on the gold test sets (strict F1, bootstrap 95% intervals\n"
-        "over documents).\n"
+        "over documents). The intervals are the test documents' sampling only: one training per variant,\n"
+        "and another seed of the same student moves single cells by several hundredths (reports/\n"
+        'experiments.md, "Seed variance"), more than most differences between variants.\n'
         "`teachers`: the selected combination; `human`: the human-label student. Gold labels are used on\n"
         "dev only (model selection, early stopping), never to train a distilled student."
     )
