@@ -14,10 +14,12 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import spacy
+import torch
 
 import clin_distill.student.windows  # noqa: F401  (the trained students' encoder, for spacy.load)
 
@@ -65,12 +67,14 @@ VARS = SMALL if SMALL_PROFILE else {}
 WORKFLOWS = ("all",) if SMALL_PROFILE else ("all", "bench")
 
 
-def weasel_run(project: Path, workflow: str, data_dir: Path) -> subprocess.CompletedProcess:
+def weasel_run(
+    project: Path, workflow: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     weasel = Path(sys.executable).parent / "weasel"
     cmd = [str(weasel), "run", workflow, ".", f"--vars.shared_data={data_dir}"]
     cmd += [f"--vars.{k}={v}" for k, v in VARS.items()]
     # CI's own 90-minute cap bounds the run (the default `all` took 65 minutes on a 2-core Zen 3).
-    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=5400)
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=5400, env=env)
 
 
 def needs_workflow(item: pytest.Item) -> bool:
@@ -101,13 +105,19 @@ class BackgroundWorkflow:
         (project / "reports").mkdir()
         for name in COMMITTED_INPUTS:
             shutil.copyfile(ROOT / "reports" / name, project / "reports" / name)
+        self.env = dict(os.environ)  # the workflow's, before the tests' own cap below
         self.thread = threading.Thread(target=self._run, name="workflow", daemon=True)
         self.thread.start()
+        # Meanwhile the tests here compute on one core and leave the other to the workflow: two
+        # spinning thread pools (PyTorch's, llama.cpp's) on 2 cores each wait on the other.
+        self.threads = torch.get_num_threads()
+        os.environ["OMP_NUM_THREADS"] = "1"  # what the tests' own subprocesses inherit
+        torch.set_num_threads(1)
 
     def _run(self) -> None:
         try:
             for workflow in WORKFLOWS:
-                result = weasel_run(self.project, workflow, self.data_dir)
+                result = weasel_run(self.project, workflow, self.data_dir, self.env)
                 if result.returncode != 0:
                     tail = result.stdout[-4000:] + result.stderr[-4000:]
                     self.failure = f"`weasel run {workflow}` failed:\n{tail}"
@@ -117,20 +127,38 @@ class BackgroundWorkflow:
 
     def result(self) -> Path:
         self.thread.join()
+        self.restore()
         if self.failure:
             pytest.fail(self.failure, pytrace=False)
         return self.project
 
+    def restore(self) -> None:
+        """The tests after the workflow have every core again."""
+        if "OMP_NUM_THREADS" in self.env:
+            os.environ["OMP_NUM_THREADS"] = self.env["OMP_NUM_THREADS"]
+        else:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        torch.set_num_threads(self.threads)
+
+
+def compute_threads() -> int:
+    """Threads for a test's own compute (a llama.cpp server, say): 1 while the workflow runs in the
+    background, else PyTorch's."""
+    return int(os.environ.get("OMP_NUM_THREADS", 0)) or torch.get_num_threads()
+
 
 @pytest.fixture(scope="session", autouse=True)
-def _workflow_in_background(request, tmp_path_factory) -> BackgroundWorkflow | None:
+def _workflow_in_background(request, tmp_path_factory) -> Iterator[BackgroundWorkflow | None]:
     """Starts the workflow at the first test when some collected test needs it (measured: the
     small profile's `all` took 647 of the fast tier's 1,304 s, the tests that do not need it 325 s,
     mostly on one core, so the two overlap on 2 cores)."""
     data = find_data_dir()
     if data is None or not any(needs_workflow(item) for item in request.session.items):
-        return None
-    return BackgroundWorkflow(tmp_path_factory.mktemp("workflow") / "project", data)
+        yield None
+        return
+    background = BackgroundWorkflow(tmp_path_factory.mktemp("workflow") / "project", data)
+    yield background
+    background.restore()
 
 
 @pytest.fixture(scope="session")
