@@ -149,9 +149,8 @@ def compute_threads() -> int:
 
 @pytest.fixture(scope="session", autouse=True)
 def _workflow_in_background(request, tmp_path_factory) -> Iterator[BackgroundWorkflow | None]:
-    """Starts the workflow at the first test when some collected test needs it (measured: the
-    small profile's `all` took 647 of the fast tier's 1,304 s, the tests that do not need it 325 s,
-    mostly on one core, so the two overlap on 2 cores)."""
+    """Starts the workflow at the first test when some collected test needs it. On 2 cores the
+    fast tier's pytest took 1,143 s this way against 1,275 s one after the other (reports/experiments.md)."""
     data = find_data_dir()
     if data is None or not any(needs_workflow(item) for item in request.session.items):
         yield None

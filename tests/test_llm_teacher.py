@@ -75,6 +75,21 @@ def proxy_catcher(monkeypatch):
     listener.close()
 
 
+def proxy_requests(listener: socket.socket) -> list[str]:
+    """The request lines queued at the proxy listener (e.g. "CONNECT host:443 HTTP/1.1"): the
+    assertion's message says where a request tried to go, not only that one did."""
+    lines = []
+    while select.select([listener], [], [], 0)[0]:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(2)
+            try:
+                lines.append(conn.recv(300).split(b"\r\n", 1)[0].decode(errors="replace"))
+            except OSError as error:
+                lines.append(f"(no request line: {error})")
+    return lines
+
+
 def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(
     notes, gold_train, tmp_path, monkeypatch, proxy_catcher
 ):
@@ -90,7 +105,7 @@ def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(
         again = list(label_docs(load_teacher(CONFIG, cache, overrides=overrides), [d.copy() for d in notes]))
         assert served_requests(log) == served  # a rerun: zero new requests reached the server
     # The server's readiness check, the model check and every note went straight to 127.0.0.1.
-    assert select.select([proxy_catcher], [], [], 0)[0] == []
+    assert proxy_requests(proxy_catcher) == []
 
     records = [r for _, r in first]
     assert [r["cached"] for r in records] == [True, False, False]
