@@ -141,12 +141,6 @@ class BackgroundWorkflow:
         torch.set_num_threads(self.threads)
 
 
-def compute_threads() -> int:
-    """Threads for a test's own compute (a llama.cpp server, say): 1 while the workflow runs in the
-    background, else PyTorch's."""
-    return int(os.environ.get("OMP_NUM_THREADS", 0)) or torch.get_num_threads()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _workflow_in_background(request, tmp_path_factory) -> Iterator[BackgroundWorkflow | None]:
     """Starts the workflow at the first test when some collected test needs it. On 2 cores the

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import torch
 
 from clin_distill.corpora.brat import brat_doc_ids, read_brat_dir
 from clin_distill.corpora.build import write_docbin
@@ -22,7 +23,6 @@ from clin_distill.llm.endpoint import ALLOW_REMOTE_ENV, RemoteEndpointRefused
 from clin_distill.llm.label import label_docs, load_teacher, skip_reason, summarise
 from clin_distill.llm.server import llama_server, served_requests, smollm2_gguf
 from clin_distill.llm.task import fewshot_examples, read_labels
-from conftest import compute_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/teachers/llm/smollm2.cfg"
@@ -95,7 +95,8 @@ def test_local_llm_teacher_labels_resumes_from_cache_and_guards_phi(
 ):
     log, cache = tmp_path / "server.log", tmp_path / "cache"
     overrides = {"paths.examples": str(gold_train), "components.llm.model.endpoint": ENDPOINT}
-    with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log, n_threads=compute_threads()):
+    # the tests' thread count: 1 while the workflow runs in the background (conftest.py)
+    with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log, n_threads=torch.get_num_threads()):
         # A run interrupted after the first note...
         list(label_docs(load_teacher(CONFIG, cache, overrides=overrides), [notes[0].copy()]))
         served_first = served_requests(log)
@@ -179,7 +180,7 @@ def test_bounded_concurrency_against_the_real_server(notes, gold_train, tmp_path
     failed = run("cache", down, notes[:1])
     assert failed[0]["status"] == "failed" and "cannot reach 127.0.0.1:9" in failed[0]["error"]
     peak = 0
-    with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log, n_threads=compute_threads()):
+    with llama_server(smollm2_gguf(), ENDPOINT, "smollm2", N_CTX, log, n_threads=torch.get_num_threads()):
         conc = {**base, "components.llm.model.max_concurrency": 3}
         seq = {**base, "components.llm.model.max_concurrency": 1}
         # The same cache folder as the failed run: the failed note was not cached, it is asked now.
