@@ -22,7 +22,7 @@ import spacy
 import yaml
 
 from .linking import linker
-from .student import memory, onnx_encoder, precision, tokenizer, windows
+from .student import memory, onnx_encoder, precision, stop_terms, tokenizer, windows
 from .student.backbone import PACKAGED_MODELS
 
 # (factory, settings), in pipeline order before the trained pipes. precision first: the packaged
@@ -37,8 +37,11 @@ INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
 # windows: the student's encoder architecture (its config names it, with its inference path),
 # registered on import; onnx_encoder: the encoder on ONNX Runtime, which precision imports when
 # it runs; linker: `clin_linker`, last in the pipeline, with its table (`weasel run linker`);
-# tokenizer: spaCy's tokenizer with its chunk cache kept filled (same tokens, faster).
-CODE_FILES = [Path(m.__file__) for m in (precision, memory, windows, onnx_encoder, linker, tokenizer)]
+# tokenizer: spaCy's tokenizer with its chunk cache kept filled (same tokens, faster); stop_terms:
+# `clin_stop_terms`, the trained pipeline's filter after `ner` (train-distilled adds it).
+CODE_FILES = [
+    Path(m.__file__) for m in (precision, memory, windows, onnx_encoder, linker, tokenizer, stop_terms)
+]
 
 SOURCES = [
     (
@@ -151,7 +154,8 @@ def model_card(
         "**Codes**: `clin_linker` (last pipe) sets `ent.kb_id_` (RxNorm for medications; ICD-10-CM, "
         "Disease Ontology, HPO or Symptom Ontology ids for diseases and symptoms), `ent._.code_system`, "
         "and `ent._.codes` (all codes of the term, MeSH/UMLS/SNOMED CT cross-references included), "
-        "from the lexicons the teachers used.",
+        "from the lexicons the teachers used. `clin_stop_terms` (after `ner`) removes entities whose whole "
+        "text is on the teachers' stop list (common words, lab analytes and stains that no teacher tags).",
         f"**Use with medspaCy**: `import medspacy; nlp = spacy.load('en_{name}')`, then "
         "`nlp.add_pipe('medspacy_pysbd')`, `nlp.add_pipe('medspacy_sectionizer')` and "
         "`nlp.add_pipe('medspacy_context')`: entities get `_.is_negated`, `_.is_historical`, ...",

@@ -1,5 +1,6 @@
 """Step `train-distilled`: the student config trained on the distilled corpus, model-best chosen
-on gold dev, plus self-training rounds while gold dev F1 rises (clin_distill.student.self_training)."""
+on gold dev, plus self-training rounds while gold dev F1 rises (clin_distill.student.self_training);
+then the teachers' stop list as the pipe after `ner` (clin_distill.student.stop_terms)."""
 
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import typer
 from clin_distill.combine.inputs import read_calibration
 from clin_distill.combine.partial import dropped_terms
 from clin_distill.student.self_training import self_train, student_overrides
+from clin_distill.student.stop_terms import add_stop_terms
+from clin_distill.teachers.patterns import load_stop_list
 
 
 def main(
@@ -25,6 +28,9 @@ def main(
     calibration: Path = typer.Option(
         None, help="corpus/calibration.json: its dropped terms veto student spans"
     ),
+    stop_list: Path = typer.Option(
+        None, help="configs/teachers/stop_list.txt: the student's entities that are these terms are removed"
+    ),
 ) -> None:
     try:
         overrides = student_overrides(transformer, encoder_layers, max_steps, eval_frequency, gpu_id)
@@ -36,6 +42,9 @@ def main(
     for h in summary["history"]:
         typer.echo(f"round {h['round']}: gold dev ents_f {h['dev_ents_f']}, added {h['added']}")
     typer.echo(f"model-best: round {summary['best_round']}")
+    if stop_list is not None:
+        n = add_stop_terms(output / "model-best", load_stop_list(stop_list))
+        typer.echo(f"model-best: {n} stop terms after ner ({stop_list})")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def after_lines(data: dict[str, Any], gold_name: str | None, llm_name: str | Non
         after.append(
             f"- the no-bf16 path ({t['variant']}) against the PyTorch float32 student, the two timed in "
             f"turns in one process (best of {t['rounds']} each): **{t['speedup']}x** "
-            f"({t['words_per_second']:,.0f} vs {t['float32_words_per_second']:,.0f} words/s; the rows "
+            f"({t['words_per_second']:,.0f} vs {t['baseline_words_per_second']:,.0f} words/s; the rows "
             "above come from separate processes)"
         )
     for variant in variants(data):

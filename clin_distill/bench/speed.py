@@ -196,7 +196,7 @@ def speedup_in_turns(
     best = {k: max(v) for k, v in runs.items()}
     return {
         "words_per_second": best["fast"],
-        "float32_words_per_second": best["slow"],
+        "baseline_words_per_second": best["slow"],
         "speedup": round(best["fast"] / best["slow"], 2),
         "rounds": rounds,
     }
