@@ -21,7 +21,7 @@ from pathlib import Path
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.util import ensure_path
 
 FACTORY = "clin_stop_terms"
@@ -40,14 +40,14 @@ class StopTerms:
         self.terms: frozenset[str] = frozenset()
 
     def set_terms(self, terms: Iterable[str]) -> None:
-        self.terms = frozenset(key(t) for t in terms if key(t))
-
-    def is_stop(self, ent: Span) -> bool:
-        return key(ent.text) in self.terms
+        self.terms = frozenset(k for k in map(key, terms) if k)
 
     def __call__(self, doc: Doc) -> Doc:
-        if self.terms and any(self.is_stop(e) for e in doc.ents):
-            doc.ents = [e for e in doc.ents if not self.is_stop(e)]
+        if self.terms:
+            ents = doc.ents
+            kept = [e for e in ents if key(e.text) not in self.terms]
+            if len(kept) < len(ents):
+                doc.ents = kept
         return doc
 
     def to_disk(self, path, exclude=()) -> None:
