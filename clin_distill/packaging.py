@@ -38,7 +38,7 @@ INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
 # registered on import; onnx_encoder: the encoder on ONNX Runtime, which precision imports when
 # it runs; linker: `clin_linker`, last in the pipeline, with its table (`weasel run linker`);
 # tokenizer: spaCy's tokenizer with its chunk cache kept filled (same tokens, faster); stop_terms:
-# `clin_stop_terms`, the trained pipeline's filter after `ner` (train-distilled adds it).
+# `clin_stop_terms`, the trained pipeline's filter after `ner` (configs/student.cfg).
 CODE_FILES = [
     Path(m.__file__) for m in (precision, memory, windows, onnx_encoder, linker, tokenizer, stop_terms)
 ]

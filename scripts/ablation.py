@@ -33,9 +33,14 @@ def main(
         [], help="NAME=DIR: a train-distilled output trained with variant NAME's settings, used as it"
     ),
     variant: list[str] = typer.Option([], help="Only these variants of the config (default: all)"),
+    stop_list: Path = typer.Option(
+        None, help="configs/teachers/stop_list.txt: the filter after ner drops entities that are these terms"
+    ),
 ) -> None:
     try:
-        overrides = student_overrides(transformer, encoder_layers, max_steps, eval_frequency, gpu_id)
+        overrides = student_overrides(
+            transformer, encoder_layers, max_steps, eval_frequency, gpu_id, stop_list
+        )
     except ValueError as err:
         typer.echo(f"--encoder-layers: {err}", err=True)
         raise typer.Exit(2) from None

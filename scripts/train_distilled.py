@@ -1,6 +1,6 @@
 """Step `train-distilled`: the student config trained on the distilled corpus, model-best chosen
-on gold dev, plus self-training rounds while gold dev F1 rises (clin_distill.student.self_training);
-then the teachers' stop list as the pipe after `ner` (clin_distill.student.stop_terms)."""
+on gold dev, plus self-training rounds while gold dev F1 rises (clin_distill.student.self_training),
+with the teachers' stop list in the filter after `ner` (clin_distill.student.stop_terms)."""
 
 from pathlib import Path
 
@@ -9,8 +9,6 @@ import typer
 from clin_distill.combine.inputs import read_calibration
 from clin_distill.combine.partial import dropped_terms
 from clin_distill.student.self_training import self_train, student_overrides
-from clin_distill.student.stop_terms import add_stop_terms
-from clin_distill.teachers.patterns import load_stop_list
 
 
 def main(
@@ -29,11 +27,13 @@ def main(
         None, help="corpus/calibration.json: its dropped terms veto student spans"
     ),
     stop_list: Path = typer.Option(
-        None, help="configs/teachers/stop_list.txt: the student's entities that are these terms are removed"
+        None, help="configs/teachers/stop_list.txt: the filter after ner drops entities that are these terms"
     ),
 ) -> None:
     try:
-        overrides = student_overrides(transformer, encoder_layers, max_steps, eval_frequency, gpu_id)
+        overrides = student_overrides(
+            transformer, encoder_layers, max_steps, eval_frequency, gpu_id, stop_list
+        )
     except ValueError as err:
         typer.echo(f"--encoder-layers: {err}", err=True)
         raise typer.Exit(2) from None
@@ -42,9 +42,6 @@ def main(
     for h in summary["history"]:
         typer.echo(f"round {h['round']}: gold dev ents_f {h['dev_ents_f']}, added {h['added']}")
     typer.echo(f"model-best: round {summary['best_round']}")
-    if stop_list is not None:
-        n = add_stop_terms(output / "model-best", load_stop_list(stop_list))
-        typer.echo(f"model-best: {n} stop terms after ner ({stop_list})")
 
 
 if __name__ == "__main__":

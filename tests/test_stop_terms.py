@@ -7,8 +7,8 @@ from spacy.tokens import Span
 
 from clin_distill.corpora.brat import read_brat_dir
 from clin_distill.corpora.stats import CorpusStats
-from clin_distill.student.stop_terms import FACTORY, add_stop_terms
-from clin_distill.teachers.patterns import load_stop_list
+from clin_distill.student.stop_terms import FACTORY
+from clin_distill.teachers.patterns import load_stop_list, stop_list
 from conftest import ROOT
 
 STOP_LIST = ROOT / "configs/teachers/stop_list.txt"
@@ -31,7 +31,7 @@ def test_stop_terms_remove_only_stop_list_entities_and_travel_with_the_pipeline(
     assert gold and "troponin" in {s.text.lower() for s in wrong}
     pipe = nlp.add_pipe(FACTORY)
     assert pipe(doc).ents == doc.ents and len(doc.ents) == len(gold) + len(wrong)  # no terms: no change
-    pipe.set_terms(load_stop_list(STOP_LIST))
+    pipe.initialize(nlp=nlp, terms=stop_list(str(STOP_LIST)))  # as training initializes it (student.cfg)
     kept = pipe(doc)
     assert [(e.start, e.end, e.label_) for e in kept.ents] == [(e.start, e.end, e.label_) for e in gold]
     assert all(t.ent_iob_ == "O" for s in wrong for t in s)  # removed, not left missing
@@ -40,17 +40,14 @@ def test_stop_terms_remove_only_stop_list_entities_and_travel_with_the_pipeline(
     assert again.terms == pipe.terms and "troponin" in again.terms
 
 
-def test_train_distilled_puts_the_filter_after_ner(workflow_project, tmp_path):
-    """The trained student (and so `evaluate` and the package) runs the filter with the file's terms."""
-    model = workflow_project / "training/distilled/model-best"
-    nlp = spacy.load(model)
+def test_the_trained_students_run_the_filter_after_ner(workflow_project):
+    """The distilled student is trained with the filter (so dev scoring picks model-best with it)
+    holding the file's terms, and the package runs it; the human-label student's holds none."""
+    nlp = spacy.load(workflow_project / "training/distilled/model-best")
     assert nlp.pipe_names[nlp.pipe_names.index("ner") + 1] == FACTORY
     assert nlp.get_pipe(FACTORY).terms == frozenset(load_stop_list(STOP_LIST))
     package = next((workflow_project / "packages").glob("en_clin_distilled-*/en_clin_distilled/en_*-*"))
     pipeline = spacy.util.load_config(package / "config.cfg")["nlp"]["pipeline"]
     assert pipeline[pipeline.index("ner") + 1] == FACTORY
-    copy = tmp_path / "model"
-    nlp.to_disk(copy)
-    assert add_stop_terms(copy, ["Troponin "]) == 1  # replaces the filter: one pipe, the new terms
-    again = spacy.load(copy)
-    assert again.pipe_names.count(FACTORY) == 1 and again.get_pipe(FACTORY).terms == {"troponin"}
+    human = spacy.load(workflow_project / "training/human/model-best")
+    assert FACTORY in human.pipe_names and human.get_pipe(FACTORY).terms == frozenset()

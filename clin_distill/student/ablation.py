@@ -61,11 +61,15 @@ def run_variants(
         "config": fingerprint([config]),
         "inputs": inputs,
         "gold_dev": fingerprint([gold_dev]),
+        "stop_list": fingerprint([overrides.get("paths.stop_list")]),
         # the code that builds the corpus and trains (not this module's reporting)
         "code": fingerprint(
             [
                 package / "combine",
-                *(package / "student" / f for f in ("self_training.py", "windows.py", "backbone.py")),
+                *(
+                    package / "student" / f
+                    for f in ("self_training.py", "windows.py", "backbone.py", "stop_terms.py")
+                ),
             ]
         ),
     }

@@ -32,10 +32,16 @@ from .windows import ARCHITECTURE  # noqa: F401  (registers the student's encode
 
 
 def student_overrides(
-    transformer: str, encoder_layers: int, max_steps: int, eval_frequency: int, gpu_id: int
+    transformer: str,
+    encoder_layers: int,
+    max_steps: int,
+    eval_frequency: int,
+    gpu_id: int,
+    stop_list: Path | None = None,
 ) -> dict[str, Any]:
-    """The config overrides of the distilled student's trainings (train-distilled, ablation);
-    raises ValueError when the backbone has fewer than `encoder_layers` layers."""
+    """The config overrides of the distilled student's trainings (train-distilled, ablation):
+    `stop_list` gives the filter after `ner` its terms. Raises ValueError when the backbone has
+    fewer than `encoder_layers` layers."""
     backbone = resolve_transformer(transformer)
     check_encoder_layers(backbone, encoder_layers)
     overrides: dict[str, Any] = {
@@ -45,6 +51,8 @@ def student_overrides(
         "components.ner.incorrect_spans_key": INCORRECT_SPANS_KEY,
         "gpu_id": gpu_id,
     }
+    if stop_list is not None:
+        overrides["paths.stop_list"] = str(stop_list)
     if encoder_layers:
         overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
     return overrides

@@ -5,11 +5,13 @@ that some lexicon lists, and lab analytes, markers and stains such as troponin o
 from the teachers' errors on gold dev). The student learns from the teachers' spans in context and
 still tags some of these words. Removing its entities whose whole text is such a term lifted
 MEDICATION on MACCROBAT gold dev from .537 to .565 strict F1 (precision .493 -> .541), and no other
-label moved (reports/experiments.md). The filter is the pipe after `ner`, added by
-`train-distilled`, so model-best, `evaluate` and the packaged model all run it.
+label moved (reports/experiments.md). The filter is the pipe after `ner` in configs/student.cfg,
+so the trainer's dev scoring (which picks model-best), `evaluate` and the packaged model all run it.
 
-The terms are given once (`set_terms`, from the stop-list file) and saved with the pipeline
-(to_disk/from_disk), so the packaged model carries them. Written here because spaCy has no
+The terms are read once, when training initializes the pipeline (`[initialize.components.
+clin_stop_terms]`: `paths.stop_list`, which `train-distilled` sets; the human-label student leaves
+it empty, so its filter removes nothing), and saved with the pipeline (to_disk/from_disk), so the
+packaged model carries them. Written here because spaCy has no
 component that removes entities by their text. This file ships inside the packaged model
 (`spacy package --code`), so it imports only spaCy and the standard library, and registers its
 factory only once when imported under two module names.
@@ -19,7 +21,6 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import ensure_path
@@ -42,6 +43,12 @@ class StopTerms:
     def set_terms(self, terms: Iterable[str]) -> None:
         self.terms = frozenset(k for k in map(key, terms) if k)
 
+    def initialize(
+        self, get_examples=None, *, nlp: Language | None = None, terms: Iterable[str] = ()
+    ) -> None:
+        """Training reads the terms here (`[initialize.components.clin_stop_terms]`)."""
+        self.set_terms(terms)
+
     def __call__(self, doc: Doc) -> Doc:
         if self.terms:
             ents = doc.ents
@@ -63,14 +70,3 @@ class StopTerms:
 if not Language.has_factory(FACTORY):
     Language.factory(FACTORY)(StopTerms)
 
-
-def add_stop_terms(model_dir: Path, terms: Iterable[str]) -> int:
-    """Put the filter with `terms` right after `ner` in the pipeline saved at `model_dir` (in place);
-    returns how many terms it holds."""
-    nlp = spacy.load(model_dir)
-    if FACTORY in nlp.pipe_names:
-        nlp.remove_pipe(FACTORY)
-    pipe = nlp.add_pipe(FACTORY, after="ner")
-    pipe.set_terms(terms)
-    nlp.to_disk(model_dir)
-    return len(pipe.terms)

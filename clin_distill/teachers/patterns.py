@@ -34,6 +34,13 @@ def load_stop_list(path: Path) -> set[str]:
     return {line for line in lines if line}
 
 
+@registry.misc("clin_distill.stop_list.v1")
+def stop_list(path: str | None = None) -> list[str]:
+    """The stop list's terms for `clin_stop_terms` at training (configs/student.cfg); none without
+    a path (the human-label student)."""
+    return sorted(load_stop_list(Path(path))) if path else []
+
+
 def normalise(term: str) -> str:
     """Lower-case, drop bracketed parts ("(primary)", "[Glucophage]") and NOS-style qualifiers."""
     text = _SPACE.sub(" ", term.lower()).strip()
