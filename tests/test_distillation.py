@@ -175,7 +175,7 @@ def test_ablation_report_tables(tmp_path):
                 out[f"{s}_{split}"] = bootstrap([c], labels, n=10)
         return out
 
-    results = {"teachers": scores(5), "baseline": scores(6), "human": scores(8)}
+    results = {"teachers": scores(5), "baseline@0": scores(6), "baseline@1": scores(8), "human": scores(8)}
     variants = {
         "baseline": {
             "partial_labels": "clin_distill.all_outside.v1",
@@ -184,20 +184,28 @@ def test_ablation_report_tables(tmp_path):
             "threshold": 0.9,
         }
     }
-    (tmp_path / "baseline").mkdir()
+    (tmp_path / "seed0" / "baseline").mkdir(parents=True)
     history = [
         {"round": 0, "dev_ents_f": 0.4, "added": {}},
         {"round": 1, "dev_ents_f": 0.38, "added": {"DISEASE": 3}},
     ]
-    (tmp_path / "baseline" / "self_training.json").write_text(
+    (tmp_path / "seed0" / "baseline" / "self_training.json").write_text(
         json.dumps({"history": history, "best_round": 0})
     )
-    write_ablation(results, variants, tmp_path, tmp_path / "ablation.json")
+    write_ablation(results, variants, [0, 1], tmp_path, tmp_path / "ablation.json")
     md = (tmp_path / "ablation.md").read_text()
-    assert "| baseline | +0.100 | +0.100 |" in md and "| human | +0.300 |" in md
-    assert "| baseline | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 | 0.600 |" in md  # dev, with mean
-    assert "0: 0.400 (+0 spans {}), 1: 0.380 (+3 spans {'DISEASE': 3}); kept round 0" in md
-    assert json.loads((tmp_path / "ablation.json").read_text())["results"]["human"] == results["human"]
+    # the variant's two seeds (F1 .6 and .8) are averaged; the teachers and the human student once
+    assert (
+        "| baseline | 0.700 (0.60-0.80) | 0.700 (0.60-0.80) |" in md and "| teachers | 0.500 | 0.500 |" in md
+    )
+    assert "| baseline | +0.200 | +0.200 |" in md and "| human | +0.300 |" in md
+    cells = " | ".join(["0.700"] * 7)
+    assert f"| baseline | {cells} | 0.600 / 0.800 | 0.700 |" in md  # dev, per seed and mean
+    assert "Gold dev chooses `baseline` (mean 0.700 over 2 seed(s))." in md
+    assert "| baseline@1 | 0.800 [" in md and "| human | 0.800 [" in md  # per seed, with intervals
+    assert "- seed 0: threshold 0.9; ents_f on its dev set per round 0: 0.400 (+0 spans {}), 1: 0.380" in md
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert saved["results"]["human"] == results["human"] and saved["dev_mean"]["baseline"] == [0.6, 0.8]
 
 
 def test_ablation_retrains_when_its_config_or_inputs_change(tmp_path):

@@ -1,5 +1,5 @@
 """Step `ablation`: the distilled student under each setting of configs/ablation.cfg (partial-label
-rule, the dev set that selects model-best, self-training rounds), same seed and step budget,
+rule, the dev set that selects model-best, self-training rounds), the same seeds and step budget,
 scored on every gold test set with the teachers and the human-label student beside it ->
 reports/distillation_ablation.{json,md}. A variant whose model is already trained with the same
 settings, student config and corpus inputs (by content) is reused, so an interrupted run resumes
@@ -51,9 +51,11 @@ def run_variants(
     overrides: dict[str, Any],
     config: Path,
     reuse: dict[str, Path] | None = None,
+    corpus_dir: Path | None = None,
 ) -> dict[str, Path]:
-    """Train every variant (reusing finished ones, and `reuse`: {variant: a train-distilled output
-    trained with the same settings}); returns {variant: model-best}."""
+    """Train every variant under `work` (reusing finished ones, and `reuse`: {variant: a
+    train-distilled output trained with the same settings}; the corpora under `corpus_dir`,
+    default work/corpus); returns {variant: model-best}."""
     drops = dropped_terms(read_calibration(corpus_args.get("calibration")))
     inputs = fingerprint([corpus_args[k] for k in ("labelled_dir", "combinations", "calibration", "llm_dir")])
     package = Path(__file__).parents[1]
@@ -90,7 +92,7 @@ def run_variants(
         if not (done and (out / "model-best").exists()):
             args = spec.get("rule_args", {})
             suffix = "".join(f"-{k}={v}" for k, v in sorted(args.items()))
-            corpus = work / "corpus" / f"{spec['partial_labels']}{suffix}"
+            corpus = (corpus_dir or work / "corpus") / f"{spec['partial_labels']}{suffix}"
             corpus_stamp = corpus / "inputs.sha256"
             corpus_key = f"{inputs} {trained_by['code']}"
             built = corpus_stamp.exists() and corpus_stamp.read_text().strip() == corpus_key
@@ -132,80 +134,153 @@ SHOWN = CELLS + [(s, cell) for s, cells in FOLDED.items() for cell in cells]
 CELL_NAMES = [f"{s} {label}" for s, label in SHOWN]
 
 
-def _table(results: dict[str, Any], split: str, cell) -> list[list[str]]:
-    return [
-        [name, *(cell(by_set[f"{s}_{split}"][label], name, s, label) for s, label in SHOWN)]
-        for name, by_set in results.items()
-    ]
+def run_name(variant: str, seed: int) -> str:
+    """The results' key of one variant trained with one seed."""
+    return f"{variant}@{seed}"
+
+
+def _runs(results: dict[str, Any], name: str, seeds: list[int]) -> list[dict[str, Any]]:
+    """A variant's results per seed; the teachers' and the human student's, once."""
+    return [results[run_name(name, s)] for s in seeds] if name not in results else [results[name]]
+
+
+def _strict(runs: list[dict[str, Any]], split: str, s: str, label: str) -> list[float]:
+    return [r[f"{s}_{split}"][label]["strict"]["f"] for r in runs]
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _spread(xs: list[float]) -> str:
+    return f"{_mean(xs):.3f}" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
+
+
+def dev_means(results: dict[str, Any], names: list[str], seeds: list[int]) -> dict[str, list[float]]:
+    """Per model, its mean gold dev strict F1 over the per-label cells, one value per seed."""
+    return {
+        name: [
+            _mean([r[f"{s}_dev"][label]["strict"]["f"] for s, label in CELLS])
+            for r in _runs(results, name, seeds)
+        ]
+        for name in names
+    }
 
 
 def write_ablation(
-    results: dict[str, Any], variants: dict[str, dict[str, Any]], work: Path, report: Path
+    results: dict[str, Any], variants: dict[str, dict[str, Any]], seeds: list[int], work: Path, report: Path
 ) -> None:
-    """Per variant: strict F1 with intervals on each gold test set and label, minus the teachers',
-    lenient F1, and strict F1 on the gold dev sets (what chooses the default)."""
-    rounds = {}
-    for name in variants:
-        path = work / name / "self_training.json"
-        if path.exists():
-            rounds[name] = json.loads(path.read_text())
-    teachers = results["teachers"]
+    """Per variant, over its seeds: mean strict F1 on each gold test set and label (with the lowest
+    and highest seed), minus the teachers', and strict F1 on the gold dev sets (what chooses the
+    default); per seed, strict and lenient F1 with bootstrap intervals and the self-training rounds."""
+    names = ["teachers", *variants, *(n for n in results if n == "human")]
     header = ["model", *CELL_NAMES]
-    strict = _table(results, "test", lambda sc, *_: _f1(sc["strict"]))
-    delta = _table(
-        {k: v for k, v in results.items() if k != "teachers"},
-        "test",
-        lambda sc, name, s, label: f"{sc['strict']['f'] - teachers[f'{s}_test'][label]['strict']['f']:+.3f}",
-    )
-    lenient = _table(results, "test", lambda sc, *_: _f1(sc["lenient"]))
-    dev = _table(results, "dev", lambda sc, *_: f"{sc['strict']['f']:.3f}")
-    for row, name in zip(dev, results, strict=True):
-        row.append(
-            f"{sum(results[name][f'{s}_dev'][label]['strict']['f'] for s, label in CELLS) / len(CELLS):.3f}"
+    by_name = {name: _runs(results, name, seeds) for name in names}
+    mean = [[name, *(_spread(_strict(by_name[name], "test", s, lb)) for s, lb in SHOWN)] for name in names]
+    teachers = by_name["teachers"][0]
+    gap = {(s, lb): teachers[f"{s}_test"][lb]["strict"]["f"] for s, lb in SHOWN}
+    delta = [
+        [name, *(f"{_mean(_strict(by_name[name], 'test', s, lb)) - gap[s, lb]:+.3f}" for s, lb in SHOWN)]
+        for name in names[1:]
+    ]
+    dev_mean = dev_means(results, names, seeds)
+    dev = [
+        [
+            name,
+            *(f"{_mean(_strict(by_name[name], 'dev', s, lb)):.3f}" for s, lb in SHOWN),
+            " / ".join(f"{x:.3f}" for x in dev_mean[name]),
+            f"{_mean(dev_mean[name]):.3f}",
+        ]
+        for name in names
+    ]
+    ranked = sorted(variants, key=lambda n: -_mean(dev_mean[n]))
+    choice = [
+        f"Gold dev chooses `{ranked[0]}` (mean {_mean(dev_mean[ranked[0]]):.3f} over {len(seeds)} seed(s)"
+    ]
+    if len(ranked) > 1:
+        lead = _mean(dev_mean[ranked[0]]) - _mean(dev_mean[ranked[1]])
+        spread = max(max(v) - min(v) for n, v in dev_mean.items() if n in variants)
+        choice[0] += (
+            f"; `{ranked[1]}` next, {lead:.3f} below; the widest range of one variant's seeds"
+            f" is {spread:.3f})."
         )
+    else:
+        choice[0] += ")."
+    seeded = [(run_name(n, sd), n, sd) for n in variants for sd in seeds]
+    fixed = [(n, n, None) for n in names if n not in variants]
+    per_seed_rows = [*fixed[:1], *seeded, *fixed[1:]]
+    strict = [
+        [key, *(_f1(results[key][f"{s}_test"][lb]["strict"]) for s, lb in SHOWN)] for key, *_ in per_seed_rows
+    ]
+    lenient = [
+        [key, *(_f1(results[key][f"{s}_test"][lb]["lenient"]) for s, lb in SHOWN)]
+        for key, *_ in per_seed_rows
+    ]
+    rounds = {}
+    for key, name, sd in seeded:
+        path = work / f"seed{sd}" / name / "self_training.json"
+        if path.exists():
+            rounds[key] = json.loads(path.read_text())
     after = [
         "",
-        "## Test, strict F1 minus the teachers' (the selected combination)",
+        "## Test, strict F1 (mean over seeds) minus the teachers' (the selected combination)",
         "",
         *markdown_table(header, delta),
         "",
-        "## Test, lenient F1 [95% CI]",
+        "## Gold dev, strict F1, mean over seeds (selection; MACCROBAT dev also chose model-best for the"
+        " `gold` variants); the mean over the per-label cells per seed and over seeds",
+        "",
+        *markdown_table([*header, "cell mean per seed", "mean"], dev),
+        "",
+        *choice,
+        "",
+        "## Test, strict F1 [95% CI] per seed",
+        "",
+        *markdown_table(header, strict),
+        "",
+        "## Test, lenient F1 [95% CI] per seed",
         "",
         *markdown_table(header, lenient),
-        "",
-        "## Gold dev, strict F1 (selection; MACCROBAT dev also chose model-best for the `gold` variants;"
-        " mean over the per-label cells)",
-        "",
-        *markdown_table([*header, "mean"], dev),
         "",
         "## Settings and self-training rounds",
         "",
     ]
     for n, v in variants.items():
-        line = (
+        after.append(
             f"- `{n}`: {v['partial_labels']} {v.get('rule_args', '')}, dev {v['dev']}, rounds {v['rounds']}"
         )
-        if r := rounds.get(n):
-            line += f" (threshold {v['threshold']}); ents_f on its dev set per round " + ", ".join(
-                f"{h['round']}: {h['dev_ents_f']:.3f} (+{sum(h['added'].values())} spans {h['added']})"
-                for h in r["history"]
-            )
-            line += f"; kept round {r['best_round']}"
-        stamp = work / n / "variant.json"
-        if stamp.exists() and (reused := json.loads(stamp.read_text()).get("reused")):
-            line += f"; trained by `train-distilled` with these settings ({reused}), reused"
-        after.append(line)
+        for sd in seeds:
+            key = run_name(n, sd)
+            line = f"  - seed {sd}"
+            if r := rounds.get(key):
+                line += f": threshold {v['threshold']}; ents_f on its dev set per round " + ", ".join(
+                    f"{h['round']}: {h['dev_ents_f']:.3f} (+{sum(h['added'].values())} spans {h['added']})"
+                    for h in r["history"]
+                )
+                line += f"; kept round {r['best_round']}"
+            stamp = work / f"seed{sd}" / n / "variant.json"
+            if stamp.exists() and (reused := json.loads(stamp.read_text()).get("reused")):
+                line += f"; trained by `train-distilled` with these settings ({reused}), reused"
+            after.append(line)
     intro = (
         "Written by `weasel run ablation` (configs/ablation.cfg): the distilled student under each\n"
-        "setting, same seed and step budget, on the gold test sets (strict F1, bootstrap 95% intervals\n"
-        "over documents). The intervals are the test documents' sampling only: one training per variant,\n"
-        "and another seed of the same student moves single cells by several hundredths (reports/\n"
-        'experiments.md, "Seed variance"), more than most differences between variants.\n'
-        "`teachers`: the selected combination; `human`: the human-label student. Gold labels are used on\n"
-        "dev only (model selection, early stopping), never to train a distilled student."
+        f"setting, trained once per seed ({', '.join(map(str, seeds))}) on the same step budget, scored\n"
+        "on the gold test sets. The first table is each variant's strict F1 averaged over its seeds\n"
+        "(lowest and highest seed in brackets): another seed of the same student moves single cells by\n"
+        'several hundredths (reports/experiments.md, "Seed variance"). The per-seed tables add\n'
+        "bootstrap 95% intervals over test documents. `teachers`: the selected combination; `human`:\n"
+        "the human-label student. Gold labels are used on dev only (model selection, early stopping,\n"
+        "choosing the default), never to train a distilled student."
     )
-    data = {"variants": variants, "self_training": rounds, "results": results}
-    write_report(report, data, "Distillation ablation", intro, header, strict, after=after)
+    data = {
+        "variants": variants,
+        "seeds": seeds,
+        "dev_mean": {n: [round(x, 4) for x in v] for n, v in dev_mean.items()},
+        "chosen": ranked[0],
+        "self_training": rounds,
+        "results": results,
+    }
+    write_report(report, data, "Distillation ablation", intro, header, mean, after=after)
 
 
 def ablation(
@@ -221,10 +296,27 @@ def ablation(
     reuse: dict[str, Path] | None = None,
     only: list[str] | None = None,
 ) -> dict[str, Any]:
-    variants = {k: dict(v) for k, v in load_config(ablation_cfg)["variants"].items() if not only or k in only}
-    models = run_variants(
-        variants, work, corpus_args, gold_dir / "maccrobat_dev.spacy", overrides, config, reuse
-    )
+    """Each variant of `ablation_cfg` trained with each of its `[ablation] seeds` (the student
+    config's own `[system] seed` when none are given) under work/seed<N>/<variant>, then scored."""
+    cfg = load_config(ablation_cfg)
+    variants = {k: dict(v) for k, v in cfg["variants"].items() if not only or k in only}
+    own_seed = int(load_config(config)["system"]["seed"])
+    seeds = [int(s) for s in cfg.get("ablation", {}).get("seeds", [own_seed])]
+    models: dict[str, Path] = {}
+    for seed in seeds:
+        # the config's own seed is no override, so its variants match train-distilled's (reuse)
+        seeded = overrides if seed == own_seed else {**overrides, "system.seed": seed}
+        trained = run_variants(
+            variants,
+            work / f"seed{seed}",
+            corpus_args,
+            gold_dir / "maccrobat_dev.spacy",
+            seeded,
+            config,
+            reuse if seed == own_seed else None,
+            corpus_dir=work / "corpus",
+        )
+        models.update({run_name(n, seed): path for n, path in trained.items()})
     if human:
         models["human"] = human
     common = {
@@ -239,5 +331,5 @@ def ablation(
     results = evaluate(gold_dir, labelled, combinations, work / "evaluation.json", **common)
     for name in results:
         results[name] = {**dev[name], **results[name]}
-    write_ablation(results, variants, work, report)
+    write_ablation(results, variants, seeds, work, report)
     return results
