@@ -201,7 +201,7 @@ def test_ablation_report_tables(tmp_path):
     assert "| baseline | +0.200 | +0.200 |" in md and "| human | +0.300 |" in md
     cells = " | ".join(["0.700"] * 7)
     assert f"| baseline | {cells} | 0.600 / 0.800 | 0.700 |" in md  # dev, per seed and mean
-    assert "Gold dev chooses `baseline` (mean 0.700 over 2 seed(s))." in md
+    assert "Highest gold dev mean: `baseline` (0.700 over 2 seed(s))." in md
     assert "| baseline@1 | 0.800 [" in md and "| human | 0.800 [" in md  # per seed, with intervals
     assert "- seed 0: threshold 0.9; ents_f on its dev set per round 0: 0.400 (+0 spans {}), 1: 0.380" in md
     saved = json.loads((tmp_path / "ablation.json").read_text())

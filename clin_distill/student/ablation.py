@@ -194,18 +194,14 @@ def write_ablation(
         for name in names
     ]
     ranked = sorted(variants, key=lambda n: -_mean(dev_mean[n]))
-    choice = [
-        f"Gold dev chooses `{ranked[0]}` (mean {_mean(dev_mean[ranked[0]]):.3f} over {len(seeds)} seed(s)"
-    ]
+    best = _mean(dev_mean[ranked[0]])
+    choice = [f"Highest gold dev mean: `{ranked[0]}` ({best:.3f} over {len(seeds)} seed(s))."]
     if len(ranked) > 1:
-        lead = _mean(dev_mean[ranked[0]]) - _mean(dev_mean[ranked[1]])
         spread = max(max(v) - min(v) for n, v in dev_mean.items() if n in variants)
         choice[0] += (
-            f"; `{ranked[1]}` next, {lead:.3f} below; the widest range of one variant's seeds"
-            f" is {spread:.3f})."
+            f" `{ranked[1]}` next, {best - _mean(dev_mean[ranked[1]]):.3f} below. The widest range"
+            f" between one variant's seeds is {spread:.3f}: a smaller lead is not a measured difference."
         )
-    else:
-        choice[0] += ")."
     seeded = [(run_name(n, sd), n, sd) for n in variants for sd in seeds]
     fixed = [(n, n, None) for n in names if n not in variants]
     per_seed_rows = [*fixed[:1], *seeded, *fixed[1:]]
@@ -276,7 +272,7 @@ def write_ablation(
         "variants": variants,
         "seeds": seeds,
         "dev_mean": {n: [round(x, 4) for x in v] for n, v in dev_mean.items()},
-        "chosen": ranked[0],
+        "highest_dev_mean": ranked[0],
         "self_training": rounds,
         "results": results,
     }
