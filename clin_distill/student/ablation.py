@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from spacy.util import load_config, registry
@@ -148,19 +149,15 @@ def _strict(runs: list[dict[str, Any]], split: str, s: str, label: str) -> list[
     return [r[f"{s}_{split}"][label]["strict"]["f"] for r in runs]
 
 
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
 def _spread(xs: list[float]) -> str:
-    return f"{_mean(xs):.3f}" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
+    return f"{fmean(xs):.3f}" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
 
 
 def dev_means(results: dict[str, Any], names: list[str], seeds: list[int]) -> dict[str, list[float]]:
     """Per model, its mean gold dev strict F1 over the per-label cells, one value per seed."""
     return {
         name: [
-            _mean([r[f"{s}_dev"][label]["strict"]["f"] for s, label in CELLS])
+            fmean([r[f"{s}_dev"][label]["strict"]["f"] for s, label in CELLS])
             for r in _runs(results, name, seeds)
         ]
         for name in names
@@ -180,38 +177,34 @@ def write_ablation(
     teachers = by_name["teachers"][0]
     gap = {(s, lb): teachers[f"{s}_test"][lb]["strict"]["f"] for s, lb in SHOWN}
     delta = [
-        [name, *(f"{_mean(_strict(by_name[name], 'test', s, lb)) - gap[s, lb]:+.3f}" for s, lb in SHOWN)]
+        [name, *(f"{fmean(_strict(by_name[name], 'test', s, lb)) - gap[s, lb]:+.3f}" for s, lb in SHOWN)]
         for name in names[1:]
     ]
     dev_mean = dev_means(results, names, seeds)
     dev = [
         [
             name,
-            *(f"{_mean(_strict(by_name[name], 'dev', s, lb)):.3f}" for s, lb in SHOWN),
+            *(f"{fmean(_strict(by_name[name], 'dev', s, lb)):.3f}" for s, lb in SHOWN),
             " / ".join(f"{x:.3f}" for x in dev_mean[name]),
-            f"{_mean(dev_mean[name]):.3f}",
+            f"{fmean(dev_mean[name]):.3f}",
         ]
         for name in names
     ]
-    ranked = sorted(variants, key=lambda n: -_mean(dev_mean[n]))
-    best = _mean(dev_mean[ranked[0]])
+    ranked = sorted(variants, key=lambda n: -fmean(dev_mean[n]))
+    best = fmean(dev_mean[ranked[0]])
     choice = [f"Highest gold dev mean: `{ranked[0]}` ({best:.3f} over {len(seeds)} seed(s))."]
     if len(ranked) > 1:
         spread = max(max(v) - min(v) for n, v in dev_mean.items() if n in variants)
         choice[0] += (
-            f" `{ranked[1]}` next, {best - _mean(dev_mean[ranked[1]]):.3f} below. The widest range"
+            f" `{ranked[1]}` next, {best - fmean(dev_mean[ranked[1]]):.3f} below. The widest range"
             f" between one variant's seeds is {spread:.3f}: a smaller lead is not a measured difference."
         )
     seeded = [(run_name(n, sd), n, sd) for n in variants for sd in seeds]
-    fixed = [(n, n, None) for n in names if n not in variants]
-    per_seed_rows = [*fixed[:1], *seeded, *fixed[1:]]
-    strict = [
-        [key, *(_f1(results[key][f"{s}_test"][lb]["strict"]) for s, lb in SHOWN)] for key, *_ in per_seed_rows
-    ]
-    lenient = [
-        [key, *(_f1(results[key][f"{s}_test"][lb]["lenient"]) for s, lb in SHOWN)]
-        for key, *_ in per_seed_rows
-    ]
+    keys = [names[0], *(key for key, *_ in seeded), *names[1 + len(variants) :]]
+
+    def with_intervals(kind: str) -> list[list[str]]:
+        return [[key, *(_f1(results[key][f"{s}_test"][lb][kind]) for s, lb in SHOWN)] for key in keys]
+
     rounds = {}
     for key, name, sd in seeded:
         path = work / f"seed{sd}" / name / "self_training.json"
@@ -232,11 +225,11 @@ def write_ablation(
         "",
         "## Test, strict F1 [95% CI] per seed",
         "",
-        *markdown_table(header, strict),
+        *markdown_table(header, with_intervals("strict")),
         "",
         "## Test, lenient F1 [95% CI] per seed",
         "",
-        *markdown_table(header, lenient),
+        *markdown_table(header, with_intervals("lenient")),
         "",
         "## Settings and self-training rounds",
         "",
