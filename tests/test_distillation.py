@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
@@ -175,15 +176,24 @@ def test_ablation_report_tables(tmp_path):
                 out[f"{s}_{split}"] = bootstrap([c], labels, n=10)
         return out
 
-    results = {"teachers": scores(5), "baseline@0": scores(6), "baseline@1": scores(8), "human": scores(8)}
+    results = {
+        "teachers": scores(5),
+        "baseline@0": scores(6),
+        "baseline@1": scores(8),
+        "gold_dev@0": scores(7),
+        "gold_dev@1": scores(10),
+        "human": scores(8),
+    }
     variants = {
         "baseline": {
             "partial_labels": "clin_distill.all_outside.v1",
             "dev": "teacher",
-            "rounds": 0,
+            "rounds": 1,
             "threshold": 0.9,
-        }
+        },
+        "gold_dev": {"partial_labels": "clin_distill.all_outside.v1", "dev": "gold", "rounds": 0},
     }
+    effects = {"gold_dev_selection": ["gold_dev", "baseline"], "untrained": ["other", "baseline"]}
     (tmp_path / "seed0" / "baseline").mkdir(parents=True)
     history = [
         {"round": 0, "dev_ents_f": 0.4, "added": {}},
@@ -192,7 +202,7 @@ def test_ablation_report_tables(tmp_path):
     (tmp_path / "seed0" / "baseline" / "self_training.json").write_text(
         json.dumps({"history": history, "best_round": 0})
     )
-    write_ablation(results, variants, [0, 1], tmp_path, tmp_path / "ablation.json")
+    write_ablation(results, variants, [0, 1], tmp_path, tmp_path / "ablation.json", effects)
     md = (tmp_path / "ablation.md").read_text()
     # the variant's two seeds (F1 .6 and .8) are averaged; the teachers and the human student once
     assert (
@@ -201,11 +211,17 @@ def test_ablation_report_tables(tmp_path):
     assert "| baseline | +0.200 | +0.200 |" in md and "| human | +0.300 |" in md
     cells = " | ".join(["0.700"] * 7)
     assert f"| baseline | {cells} | 0.600 / 0.800 | 0.700 |" in md  # dev, per seed and mean
-    assert "Highest gold dev mean: `baseline` (0.700 over 2 seed(s))." in md
+    assert "Highest gold dev mean: `gold_dev` (0.850 over 2 seed(s)). `baseline` next, 0.150 below." in md
+    assert "between one variant's seeds is 0.300" in md
+    # the technique's effect pairs each seed with the control's same seed: +.1 and +.2
+    effect = " | ".join(["+0.150 (+0.10 to +0.20)"] * 8)
+    assert f"| gold_dev_selection (`gold_dev` - `baseline`) | {effect} |" in md and "untrained" not in md
     assert "| baseline@1 | 0.800 [" in md and "| human | 0.800 [" in md  # per seed, with intervals
-    assert "- seed 0: threshold 0.9; ents_f on its dev set per round 0: 0.400 (+0 spans {}), 1: 0.380" in md
+    assert "- `baseline`: clin_distill.all_outside.v1, dev teacher, rounds 1, threshold 0.9" in md
+    assert "- seed 0: ents_f on its dev set per round 0: 0.400 (+0 spans {}), 1: 0.380" in md
     saved = json.loads((tmp_path / "ablation.json").read_text())
     assert saved["results"]["human"] == results["human"] and saved["dev_mean"]["baseline"] == [0.6, 0.8]
+    assert saved["effects"]["gold_dev_selection"]["dev_mean"] == [0.1, 0.2]
 
 
 def test_ablation_retrains_when_its_config_or_inputs_change(tmp_path):
@@ -242,3 +258,13 @@ def test_ablation_retrains_when_its_config_or_inputs_change(tmp_path):
     config.write_text("[training]\nlearn_rate = 0.0004\n")
     run_variants(*args, reuse={"partial": trained})
     assert meta.read_text() == '{"rate": "4e-4"}'
+    # a retraining that fails (here: its combinations file is not JSON) drops the stamp, so the
+    # old model is not taken for finished once the config is back
+    args = (args[0], args[1], {**corpus_args, "sources": ["maccrobat_train"], "dev_percent": 10}, *args[3:])
+    config.write_text("[training]\nlearn_rate = 0.001\n")
+    with pytest.raises(json.JSONDecodeError):
+        run_variants(*args)
+    config.write_text("[training]\nlearn_rate = 0.0004\n")
+    assert not (tmp_path / "work" / "partial" / "variant.json").exists()
+    with pytest.raises(json.JSONDecodeError):
+        run_variants(*args)

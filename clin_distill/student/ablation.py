@@ -91,6 +91,9 @@ def run_variants(
             stamp.write_text(json.dumps({**want, "reused": str(reuse[name])}, indent=2) + "\n")
             done = True
         if not (done and (out / "model-best").exists()):
+            # training rewrites out/round0 in place: an interrupted run must not leave the old
+            # stamp valid beside a half-trained round 0 (later variants copy it as theirs)
+            stamp.unlink(missing_ok=True)
             args = spec.get("rule_args", {})
             suffix = "".join(f"-{k}={v}" for k, v in sorted(args.items()))
             corpus = (corpus_dir or work / "corpus") / f"{spec['partial_labels']}{suffix}"
@@ -164,12 +167,48 @@ def dev_means(results: dict[str, Any], names: list[str], seeds: list[int]) -> di
     }
 
 
+def technique_effects(
+    results: dict[str, Any], effects: dict[str, list[str]], seeds: list[int]
+) -> dict[str, dict[str, Any]]:
+    """Per technique, its variant minus its control trained with the same seed: strict F1 on each
+    test cell and the gold dev cell mean, one difference per seed (the seed is shared, so what
+    differs is the technique alone)."""
+    out = {}
+    for name, (variant, control) in effects.items():
+        runs = [(results[run_name(variant, sd)], results[run_name(control, sd)]) for sd in seeds]
+        dev = dev_means(results, [variant, control], seeds)
+        out[name] = {
+            "variant": variant,
+            "control": control,
+            "test": {
+                f"{s} {lb}": [
+                    round(v[f"{s}_test"][lb]["strict"]["f"] - c[f"{s}_test"][lb]["strict"]["f"], 4)
+                    for v, c in runs
+                ]
+                for s, lb in SHOWN
+            },
+            "dev_mean": [round(v - c, 4) for v, c in zip(dev[variant], dev[control], strict=True)],
+        }
+    return out
+
+
+def _signed_spread(xs: list[float]) -> str:
+    return f"{fmean(xs):+.3f}" + (f" ({min(xs):+.2f} to {max(xs):+.2f})" if len(xs) > 1 else "")
+
+
 def write_ablation(
-    results: dict[str, Any], variants: dict[str, dict[str, Any]], seeds: list[int], work: Path, report: Path
+    results: dict[str, Any],
+    variants: dict[str, dict[str, Any]],
+    seeds: list[int],
+    work: Path,
+    report: Path,
+    effects: dict[str, list[str]] | None = None,
 ) -> None:
     """Per variant, over its seeds: mean strict F1 on each gold test set and label (with the lowest
     and highest seed), minus the teachers', and strict F1 on the gold dev sets (what chooses the
-    default); per seed, strict and lenient F1 with bootstrap intervals and the self-training rounds."""
+    default); each technique's effect against its control at the same seed (`effects`: name ->
+    [variant, control]); per seed, strict and lenient F1 with bootstrap intervals and the
+    self-training rounds."""
     names = ["teachers", *variants, *(n for n in results if n == "human")]
     header = ["model", *CELL_NAMES]
     by_name = {name: _runs(results, name, seeds) for name in names}
@@ -205,6 +244,17 @@ def write_ablation(
     def with_intervals(kind: str) -> list[list[str]]:
         return [[key, *(_f1(results[key][f"{s}_test"][lb][kind]) for s, lb in SHOWN)] for key in keys]
 
+    effect = technique_effects(
+        results, {k: v for k, v in (effects or {}).items() if set(v) <= set(variants)}, seeds
+    )
+    effect_rows = [
+        [
+            f"{name} (`{e['variant']}` - `{e['control']}`)",
+            *(_signed_spread(e["test"][cell]) for cell in CELL_NAMES),
+            _signed_spread(e["dev_mean"]),
+        ]
+        for name, e in effect.items()
+    ]
     rounds = {}
     for key, name, sd in seeded:
         path = work / f"seed{sd}" / name / "self_training.json"
@@ -216,6 +266,17 @@ def write_ablation(
         "",
         *markdown_table(header, delta),
         "",
+        *(
+            [
+                "## Each technique's effect: test strict F1 of its variant minus its control trained with"
+                " the same seed, mean over seeds (lowest to highest); last column: the gold dev cell mean",
+                "",
+                *markdown_table(["technique", *CELL_NAMES, "gold dev mean"], effect_rows),
+                "",
+            ]
+            if effect_rows
+            else []
+        ),
         "## Gold dev, strict F1, mean over seeds (selection; MACCROBAT dev also chose model-best for the"
         " `gold` variants); the mean over the per-label cells per seed and over seeds",
         "",
@@ -235,18 +296,20 @@ def write_ablation(
         "",
     ]
     for n, v in variants.items():
-        after.append(
-            f"- `{n}`: {v['partial_labels']} {v.get('rule_args', '')}, dev {v['dev']}, rounds {v['rounds']}"
-        )
+        rule = v["partial_labels"] + (f" {v['rule_args']}" if v.get("rule_args") else "")
+        threshold = f", threshold {v['threshold']}" if v["rounds"] else ""
+        after.append(f"- `{n}`: {rule}, dev {v['dev']}, rounds {v['rounds']}{threshold}")
         for sd in seeds:
             key = run_name(n, sd)
             line = f"  - seed {sd}"
-            if r := rounds.get(key):
-                line += f": threshold {v['threshold']}; ents_f on its dev set per round " + ", ".join(
+            if (r := rounds.get(key)) and v["rounds"]:
+                line += ": ents_f on its dev set per round " + ", ".join(
                     f"{h['round']}: {h['dev_ents_f']:.3f} (+{sum(h['added'].values())} spans {h['added']})"
                     for h in r["history"]
                 )
                 line += f"; kept round {r['best_round']}"
+            elif r:
+                line += f": ents_f on its dev set {r['history'][0]['dev_ents_f']:.3f}"
             stamp = work / f"seed{sd}" / n / "variant.json"
             if stamp.exists() and (reused := json.loads(stamp.read_text()).get("reused")):
                 line += f"; trained by `train-distilled` with these settings ({reused}), reused"
@@ -266,6 +329,7 @@ def write_ablation(
         "seeds": seeds,
         "dev_mean": {n: [round(x, 4) for x in v] for n, v in dev_mean.items()},
         "highest_dev_mean": ranked[0],
+        "effects": effect,
         "self_training": rounds,
         "results": results,
     }
@@ -320,5 +384,6 @@ def ablation(
     results = evaluate(gold_dir, labelled, combinations, work / "evaluation.json", **common)
     for name in results:
         results[name] = {**dev[name], **results[name]}
-    write_ablation(results, variants, seeds, work, report)
+    effects = {k: list(v) for k, v in cfg.get("effects", {}).items()}
+    write_ablation(results, variants, seeds, work, report, effects)
     return results
