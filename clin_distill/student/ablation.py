@@ -152,8 +152,11 @@ def _strict(runs: list[dict[str, Any]], split: str, s: str, label: str) -> list[
     return [r[f"{s}_{split}"][label]["strict"]["f"] for r in runs]
 
 
-def _spread(xs: list[float]) -> str:
-    return f"{fmean(xs):.3f}" + (f" ({min(xs):.2f}-{max(xs):.2f})" if len(xs) > 1 else "")
+def _spread(xs: list[float], signed: bool = False) -> str:
+    """Mean (lowest-highest); signed differences get "+" and " to " between the ends."""
+    sign, sep = ("+", " to ") if signed else ("", "-")
+    ends = f" ({min(xs):{sign}.2f}{sep}{max(xs):{sign}.2f})" if len(xs) > 1 else ""
+    return f"{fmean(xs):{sign}.3f}{ends}"
 
 
 def dev_means(results: dict[str, Any], names: list[str], seeds: list[int]) -> dict[str, list[float]]:
@@ -173,27 +176,23 @@ def technique_effects(
     """Per technique, its variant minus its control trained with the same seed: strict F1 on each
     test cell and the gold dev cell mean, one difference per seed (the seed is shared, so what
     differs is the technique alone)."""
+
+    def minus(a: list[float], b: list[float]) -> list[float]:
+        return [round(x - y, 4) for x, y in zip(a, b, strict=True)]
+
     out = {}
     for name, (variant, control) in effects.items():
-        runs = [(results[run_name(variant, sd)], results[run_name(control, sd)]) for sd in seeds]
+        v, c = _runs(results, variant, seeds), _runs(results, control, seeds)
         dev = dev_means(results, [variant, control], seeds)
         out[name] = {
             "variant": variant,
             "control": control,
             "test": {
-                f"{s} {lb}": [
-                    round(v[f"{s}_test"][lb]["strict"]["f"] - c[f"{s}_test"][lb]["strict"]["f"], 4)
-                    for v, c in runs
-                ]
-                for s, lb in SHOWN
+                f"{s} {lb}": minus(_strict(v, "test", s, lb), _strict(c, "test", s, lb)) for s, lb in SHOWN
             },
-            "dev_mean": [round(v - c, 4) for v, c in zip(dev[variant], dev[control], strict=True)],
+            "dev_mean": minus(dev[variant], dev[control]),
         }
     return out
-
-
-def _signed_spread(xs: list[float]) -> str:
-    return f"{fmean(xs):+.3f}" + (f" ({min(xs):+.2f} to {max(xs):+.2f})" if len(xs) > 1 else "")
 
 
 def write_ablation(
@@ -250,8 +249,8 @@ def write_ablation(
     effect_rows = [
         [
             f"{name} (`{e['variant']}` - `{e['control']}`)",
-            *(_signed_spread(e["test"][cell]) for cell in CELL_NAMES),
-            _signed_spread(e["dev_mean"]),
+            *(_spread(e["test"][cell], signed=True) for cell in CELL_NAMES),
+            _spread(e["dev_mean"], signed=True),
         ]
         for name, e in effect.items()
     ]
