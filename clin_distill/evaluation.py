@@ -1,8 +1,9 @@
 """Step `evaluate`: students and the selected teacher combination on the gold test sets.
 
 Writes reports/evaluation.json (strict and lenient P/R/F1 per label with bootstrap 95% intervals),
-reports/evaluation.md, reports/evaluation.png and reports/evaluation.html (plot + displaCy views
-of a few MACCROBAT test notes: gold, teachers, students).
+reports/evaluation_differences.json (each student minus the teachers, human minus distilled: paired
+bootstrap intervals), reports/evaluation.md, reports/evaluation.png and reports/evaluation.html
+(plot + displaCy views of a few MACCROBAT test notes: gold, teachers, students).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .combine.inputs import load_docs, read_calibration
 from .combine.strategies import combine
 from .labels import DISEASE, GOLD_LABELS, LABELS, SYMPTOM
 from .reports import markdown_table, write_report
-from .scoring import bootstrap, doc_counts
+from .scoring import bootstrap, doc_counts, paired_bootstrap
 from .student.windows import ARCHITECTURE  # noqa: F401  (registers the student's encoder for spacy.load)
 
 matplotlib.use("Agg")
@@ -51,10 +52,12 @@ def evaluate(
     llm_dir: Path | None = None,
     calibration: Path | None = None,
     split: str = "test",
+    counts: dict[str, dict[str, list[Counter]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score every model and the selected teacher combination on each gold test set (or `split`;
     its first `limit` documents when limit > 0, for quick runs); write the JSON/Markdown report,
-    the plot and the HTML page beside `report` unless it is None. Returns the scores."""
+    the paired differences, the plot and the HTML page beside `report` unless it is None. Returns
+    the scores; `counts`, when given, receives each model's per-document counts per set."""
     vocab = spacy.blank("en").vocab
     combo = json.loads(combinations.read_text())
     choice = {label: (s["subset"], s["strategy"]) for label, s in combo["selected"].items()}
@@ -80,9 +83,10 @@ def evaluate(
         predictions[name] = {
             s: [list(d.ents) for d in nlp.pipe(d.text for d in docs)] for s, docs in gold.items()
         }
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
+    counts = {} if counts is None else counts
     for name, by_set in predictions.items():
-        results[name] = {}
+        results[name], counts[name] = {}, {}
         for s, preds in by_set.items():
             per_doc = [doc_counts(p, g.ents, GOLD_LABELS[s]) for p, g in zip(preds, gold[s], strict=True)]
             folded_preds = wider.get(name, {}).get(s, preds)
@@ -90,9 +94,17 @@ def evaluate(
                 per_doc[i] += folded_counts(p, g.ents, s)
             cells = [*GOLD_LABELS[s], *FOLDED.get(s, {})]
             results[name][f"{s}_{split}"] = bootstrap(per_doc, cells, n=n_boot)
+            counts[name][f"{s}_{split}"] = per_doc
     if report is None:
         return results
-    write_reports(results, report)
+    compared = {f"{m} - teachers": [(m, "teachers")] for m in models}
+    if {"human", "distilled"} <= set(models):
+        compared["human - distilled"] = [("human", "distilled")]
+    diffs = paired_differences(counts, compared, n_boot)
+    diff_path = report.with_name(f"{report.stem}_differences.json")
+    diff_path.parent.mkdir(parents=True, exist_ok=True)
+    diff_path.write_text(json.dumps(diffs, indent=2) + "\n")
+    write_reports(results, report, diffs)
     png = report.with_suffix(".png")
     plot(results, png)
     write_html(
@@ -103,6 +115,26 @@ def evaluate(
         report.with_suffix(".html"),
     )
     return results
+
+
+def paired_differences(
+    counts: dict[str, dict[str, list[Counter]]], compared: dict[str, list[tuple[str, str]]], n: int = 1000
+) -> dict[str, dict[str, Any]]:
+    """{comparison: {set: {cell: strict/lenient difference with its paired 95% interval}}} for each
+    comparison's (a, b) model pairs (several pairs, one per seed: their mean), on every set that
+    all of them were scored on."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, pairs in compared.items():
+        keys = [k for k in counts[pairs[0][0]] if all(k in counts[m] for pair in pairs for m in pair)]
+        out[name] = {
+            key: paired_bootstrap(
+                [(counts[a][key], counts[b][key]) for a, b in pairs],
+                [*GOLD_LABELS[key.rsplit("_", 1)[0]], *FOLDED.get(key.rsplit("_", 1)[0], {})],
+                n=n,
+            )
+            for key in keys
+        }
+    return out
 
 
 def folded_counts(pred: list[Span], gold: list[Span], set_name: str) -> Counter:
@@ -120,7 +152,7 @@ def fmt(s: dict) -> str:
     return f"{s['p']:.2f}/{s['r']:.2f}/**{s['f']:.3f}** [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]"
 
 
-def write_reports(results: dict, report: Path) -> None:
+def write_reports(results: dict, report: Path, diffs: dict[str, dict[str, Any]] | None = None) -> None:
     rows = [
         [name, s, label, fmt(sc["strict"]), fmt(sc["lenient"])]
         for name, by_set in results.items()
@@ -128,25 +160,27 @@ def write_reports(results: dict, report: Path) -> None:
         for label, sc in labels.items()
     ]
     gaps: list[str] = []
-    if {"distilled", "human", "teachers"} <= set(results):
-        m = {k: v["maccrobat_test"] for k, v in results.items()}
-        f1 = {k: {label: m[k][label]["strict"]["f"] for label in LABELS} for k in m}
+    if diffs:
+        cells = [(key, cell) for key, by_cell in next(iter(diffs.values())).items() for cell in by_cell]
         gap_rows = [
-            [
-                label,
-                f"{f1['distilled'][label] - f1['teachers'][label]:+.3f}",
-                f"{f1['human'][label] - f1['distilled'][label]:+.3f}",
-            ]
-            for label in LABELS
+            [name, *(_diff(d[key][cell]["strict"]) for key, cell in cells)] for name, d in diffs.items()
         ]
-        header = ["label", "distilled - teachers", "human - distilled"]
-        gaps = ["", "## MACCROBAT test, strict F1 gaps", "", *markdown_table(header, gap_rows)]
+        gaps = [
+            "",
+            "## Paired differences, strict F1 [95% CI] (the same test documents resampled for both models)",
+            "",
+            *markdown_table(["comparison", *(f"{k.rsplit('_', 1)[0]} {c}" for k, c in cells)], gap_rows),
+        ]
     intro = (
         "Written by `weasel run evaluate`. P/R/F1 with bootstrap 95% interval of F1 (documents resampled).\n"
         "`teachers` is the selected teacher combination applied directly."
     )
     header = ["model", "test set", "label", "strict P/R/F1 [95% CI]", "lenient P/R/F1 [95% CI]"]
     write_report(report, results, "Evaluation on the gold test sets", intro, header, rows, after=gaps)
+
+
+def _diff(d: dict[str, Any]) -> str:
+    return f"{d['diff']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
 
 
 def plot(results: dict, path: Path) -> None:

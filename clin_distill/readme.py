@@ -51,11 +51,22 @@ def results(reports: Path, project: Path) -> list[str]:
     header = ["strict F1 [95% CI]", *(f"MACCROBAT {lab}" for lab in LABELS), "BC5CDR chemical",
               "BC5CDR disease", "NCBI disease", "BC5CDR disease, our DISEASE+SYMPTOM"]  # fmt: skip
     lines = markdown_table(header, rows)
-    if {"teachers", "distilled", "human"} <= set(ev):
-        m = {k: {lab: v["maccrobat_test"][lab]["strict"]["f"] for lab in LABELS} for k, v in ev.items()}
-        gaps = ", ".join(f"{lab} {m['distilled'][lab] - m['teachers'][lab]:+.3f}" for lab in LABELS)
-        human = ", ".join(f"{lab} {m['human'][lab] - m['distilled'][lab]:+.3f}" for lab in LABELS)
-        lines += ["", f"MACCROBAT test, distilled - teachers: {gaps}; human - distilled: {human}."]
+    diffs = _load(reports, "evaluation_differences") or {}
+    if {"distilled - teachers", "human - distilled"} <= set(diffs):
+
+        def gaps(name: str) -> str:
+            d = diffs[name]["maccrobat_test"]
+            return ", ".join(
+                f"{lab} {d[lab]['strict']['diff']:+.3f} [{d[lab]['strict']['ci95'][0]:+.2f}, "
+                f"{d[lab]['strict']['ci95'][1]:+.2f}]"
+                for lab in LABELS
+            )
+
+        lines += [
+            "",
+            f"MACCROBAT test, distilled - teachers: {gaps('distilled - teachers')}; human - distilled: "
+            f"{gaps('human - distilled')} (paired bootstrap 95% intervals: reports/evaluation.md).",
+        ]
     return lines
 
 

@@ -5,7 +5,8 @@ Strict = same tokens and label, counted exactly as spaCy's `Scorer.score_spans` 
 because the combination search scores about a thousand candidates and building spaCy
 `Example`s for each would dominate its run time. Lenient (any overlap with a gold span of the
 same label) has no spaCy equivalent. Test-set intervals come from `bootstrap` over per-document
-counts, so a resample is a sum of counters, not a re-run of the model.
+counts, so a resample is a sum of counters, not a re-run of the model; `paired_bootstrap` draws
+the same documents for two models, so the interval of their difference leaves out what they share.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from spacy.tokens import Doc, Span
 
 
@@ -89,3 +91,60 @@ def bootstrap(
             values = sorted(samples[label, m])
             point[label][m]["ci95"] = [round(values[int(0.025 * n)], 4), round(values[int(0.975 * n) - 1], 4)]
     return point
+
+
+COUNT_KEYS = ("tp", "np", "ng", "hp", "hg")
+
+
+def _f1_arrays(totals: np.ndarray) -> dict[str, np.ndarray]:
+    """Strict and lenient F1 (as `prf`) from count columns in COUNT_KEYS order, row by row."""
+    tp, n_pred, n_gold, hp, hg = (totals[..., i] for i in range(len(COUNT_KEYS)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n_pred > 0, hp / n_pred, 0.0)
+        r = np.where(n_gold > 0, hg / n_gold, 0.0)
+        lenient = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+        strict = np.where(n_pred + n_gold > 0, 2 * tp / (n_pred + n_gold), 0.0)
+    return {"strict": strict, "lenient": lenient}
+
+
+def paired_bootstrap(
+    pairs: Sequence[tuple[Sequence[Counter], Sequence[Counter]]],
+    labels: Sequence[str],
+    n: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """F1 of model a minus model b per label, strict and lenient, with a 95% percentile interval.
+
+    `pairs`: (a's, b's) per-document counts (`doc_counts`) over the same documents in the same
+    order; with several pairs (one per training seed, say) the difference is their mean. Every
+    resample draws the same documents for every pair, so what the two models share (an easy or a
+    hard note) cancels and the interval reflects only how their difference varies with the notes.
+    Written here because no installed library bootstraps spaCy span counts; NumPy sums the draws.
+    """
+    docs = len(pairs[0][0])
+    if any(len(a) != docs or len(b) != docs for a, b in pairs):
+        raise ValueError("paired_bootstrap: every model must be counted on the same documents")
+    rng = np.random.default_rng(seed)
+    draws = np.stack([np.bincount(rng.integers(0, docs, docs), minlength=docs) for _ in range(n)])
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for label in labels:
+        keys = [(label, k) for k in COUNT_KEYS]
+        diffs: dict[str, list[np.ndarray]] = {"strict": [], "lenient": []}
+        points: dict[str, list[float]] = {"strict": [], "lenient": []}
+        for a, b in pairs:
+            ma = np.array([[c[k] for k in keys] for c in a], dtype=float).reshape(docs, len(keys))
+            mb = np.array([[c[k] for k in keys] for c in b], dtype=float).reshape(docs, len(keys))
+            fa, fb = _f1_arrays(draws @ ma), _f1_arrays(draws @ mb)
+            wa, wb = (from_counts(sum(x, Counter()), [label])[label] for x in (a, b))
+            for m in ("strict", "lenient"):
+                diffs[m].append(fa[m] - fb[m])
+                points[m].append(wa[m]["f"] - wb[m]["f"])
+        out[label] = {}
+        for m in ("strict", "lenient"):
+            values = np.sort(np.mean(diffs[m], axis=0))
+            low, high = values[int(0.025 * n)], values[int(0.975 * n) - 1]
+            out[label][m] = {
+                "diff": round(float(np.mean(points[m])), 4),
+                "ci95": [round(float(low), 4), round(float(high), 4)],
+            }
+    return out

@@ -366,3 +366,27 @@ def test_bc5cdr_folded_cell_scores_symptoms_against_its_disease_label():
     assert (c["DISEASE+SYMPTOM", "tp"], c["DISEASE+SYMPTOM", "np"], c["DISEASE+SYMPTOM", "ng"]) == (1, 2, 2)
     assert (c["DISEASE+SYMPTOM", "hp"], c["DISEASE+SYMPTOM", "hg"]) == (2, 2)  # lenient: overlaps hit
     assert folded_counts(pred, gold, "maccrobat") == Counter()
+
+
+def test_paired_bootstrap_of_two_teachers_on_the_same_notes(workflow_project):
+    """Two real teachers on MACCROBAT dev: the difference is theirs, its interval pairs the notes
+    (a teacher against itself is exactly 0, swapping the pair negates it) and holds the point."""
+    from clin_distill.scoring import bootstrap, doc_counts, paired_bootstrap
+
+    vocab = spacy.blank("en").vocab
+    docs = list(DocBin().from_disk(workflow_project / "corpus/teachers/maccrobat_dev.spacy").get_docs(vocab))
+    labels = ["DISEASE", "SYMPTOM"]
+    a = [doc_counts(list(d.spans["icd10cm"]), list(d.ents), labels) for d in docs]
+    b = [doc_counts(list(d.spans["hpo"]), list(d.ents), labels) for d in docs]
+    ab, ba = paired_bootstrap([(a, b)], labels, n=200), paired_bootstrap([(b, a)], labels, n=200)
+    same = paired_bootstrap([(a, a)], labels, n=200)
+    whole = {name: bootstrap(x, labels, n=10) for name, x in (("a", a), ("b", b))}
+    for label in labels:
+        for m in ("strict", "lenient"):
+            d = ab[label][m]
+            assert d["diff"] == pytest.approx(whole["a"][label][m]["f"] - whole["b"][label][m]["f"], abs=1e-4)
+            assert d["ci95"][0] <= d["diff"] <= d["ci95"][1] and d["ci95"][0] < d["ci95"][1]
+            assert ba[label][m]["ci95"] == pytest.approx([-d["ci95"][1], -d["ci95"][0]], abs=1e-4)
+            assert same[label][m] == {"diff": 0.0, "ci95": [0.0, 0.0]}
+    with pytest.raises(ValueError, match="same documents"):
+        paired_bootstrap([(a, b[:-1])], labels)

@@ -157,32 +157,34 @@ def test_ablation_report_tables(tmp_path):
     from clin_distill.scoring import bootstrap
     from clin_distill.student.ablation import write_ablation
 
+    def counted(tp: int, labels: list[str]) -> Counter:
+        c = Counter()
+        for label in labels:
+            c.update(
+                {
+                    (label, "tp"): tp,
+                    (label, "np"): 10,
+                    (label, "ng"): 10,
+                    (label, "hp"): tp,
+                    (label, "hg"): tp,
+                }
+            )
+        return c
+
     def scores(tp: int) -> dict:
         out = {}
         for split in ("dev", "test"):
             for s, gold_labels in GOLD_LABELS.items():
                 labels = [*gold_labels, *FOLDED.get(s, {})]
-                c = Counter()
-                for label in labels:
-                    c.update(
-                        {
-                            (label, "tp"): tp,
-                            (label, "np"): 10,
-                            (label, "ng"): 10,
-                            (label, "hp"): tp,
-                            (label, "hg"): tp,
-                        }
-                    )
-                out[f"{s}_{split}"] = bootstrap([c], labels, n=10)
+                out[f"{s}_{split}"] = bootstrap([counted(tp, labels)], labels, n=10)
         return out
 
-    results = {
-        "teachers": scores(5),
-        "baseline@0": scores(6),
-        "baseline@1": scores(8),
-        "gold_dev@0": scores(7),
-        "gold_dev@1": scores(10),
-        "human": scores(8),
+    hits = {"teachers": 5, "baseline@0": 6, "baseline@1": 8, "gold_dev@0": 7, "gold_dev@1": 10, "human": 8}
+    results = {name: scores(tp) for name, tp in hits.items()}
+    # per-document test counts: one document each, so every resample is that document
+    counts = {
+        name: {f"{s}_test": [counted(tp, [*labels, *FOLDED.get(s, {})])] for s, labels in GOLD_LABELS.items()}
+        for name, tp in hits.items()
     }
     variants = {
         "baseline": {
@@ -202,7 +204,7 @@ def test_ablation_report_tables(tmp_path):
     (tmp_path / "seed0" / "baseline" / "self_training.json").write_text(
         json.dumps({"history": history, "best_round": 0})
     )
-    write_ablation(results, variants, [0, 1], tmp_path, tmp_path / "ablation.json", effects)
+    write_ablation(results, variants, [0, 1], tmp_path, tmp_path / "ablation.json", effects, counts)
     md = (tmp_path / "ablation.md").read_text()
     # the variant's two seeds (F1 .6 and .8) are averaged; the teachers and the human student once
     assert (
@@ -213,8 +215,9 @@ def test_ablation_report_tables(tmp_path):
     assert f"| baseline | {cells} | 0.600 / 0.800 | 0.700 |" in md  # dev, per seed and mean
     assert "Highest gold dev mean: `gold_dev` (0.850 over 2 seed(s)). `baseline` next, 0.150 below." in md
     assert "between one variant's seeds is 0.300" in md
-    # the technique's effect pairs each seed with the control's same seed: +.1 and +.2
-    effect = " | ".join(["+0.150 (+0.10 to +0.20)"] * 8)
+    # the technique's effect pairs each seed with the control's same seed: +.1 and +.2; its paired
+    # interval resamples the one test document, so it is the mean difference at both ends
+    effect = " | ".join(["+0.150 (+0.10 to +0.20) [+0.15, +0.15]"] * 7 + ["+0.150 (+0.10 to +0.20)"])
     assert f"| gold_dev_selection (`gold_dev` - `baseline`) | {effect} |" in md and "untrained" not in md
     assert "| baseline@1 | 0.800 [" in md and "| human | 0.800 [" in md  # per seed, with intervals
     assert "- `baseline`: clin_distill.all_outside.v1, dev teacher, rounds 1, threshold 0.9" in md
@@ -222,6 +225,7 @@ def test_ablation_report_tables(tmp_path):
     saved = json.loads((tmp_path / "ablation.json").read_text())
     assert saved["results"]["human"] == results["human"] and saved["dev_mean"]["baseline"] == [0.6, 0.8]
     assert saved["effects"]["gold_dev_selection"]["dev_mean"] == [0.1, 0.2]
+    assert saved["effects"]["gold_dev_selection"]["test_ci95"]["maccrobat MEDICATION"] == [0.15, 0.15]
 
 
 def test_ablation_retrains_when_its_config_or_inputs_change(tmp_path):

@@ -117,8 +117,20 @@ def test_evaluation_report_shape(workflow_project):
                 for m in ("strict", "lenient"):
                     lo, hi = s[m]["ci95"]
                     assert 0 <= lo <= s[m]["f"] <= hi <= 1
+    # paired differences: each student minus the teachers and human minus distilled, on the same notes
+    diffs = json.loads((workflow_project / "reports" / "evaluation_differences.json").read_text())
+    assert set(diffs) == {"distilled - teachers", "human - teachers", "human - distilled"}
+    for name, by_set in diffs.items():
+        a, b = name.split(" - ")
+        assert set(by_set) == set(ev[a])
+        for s, cells in by_set.items():
+            for cell, d in cells.items():
+                for m in ("strict", "lenient"):
+                    point = ev[a][s][cell][m]["f"] - ev[b][s][cell][m]["f"]
+                    assert abs(d[m]["diff"] - point) < 1e-3 and d[m]["ci95"][0] <= d[m]["ci95"][1]
     if not SMALL_PROFILE:  # the default workflow reproduces the committed report, students included
         assert ev == json.loads((ROOT / "reports" / "evaluation.json").read_text())
+        assert diffs == json.loads((ROOT / "reports" / "evaluation_differences.json").read_text())
     html = (workflow_project / "reports" / "evaluation.html").read_text()
     assert "data:image/png;base64" in html and html.count("entities") >= 3
 

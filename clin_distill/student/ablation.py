@@ -19,7 +19,7 @@ from spacy.util import load_config, registry
 from ..combine.distil import write_distilled_corpus
 from ..combine.inputs import read_calibration
 from ..combine.partial import dropped_terms
-from ..evaluation import FOLDED, evaluate
+from ..evaluation import FOLDED, evaluate, paired_differences
 from ..labels import GOLD_LABELS
 from ..reports import markdown_table, write_report
 from .self_training import self_train
@@ -170,12 +170,22 @@ def dev_means(results: dict[str, Any], names: list[str], seeds: list[int]) -> di
     }
 
 
+def _run_keys(results: dict[str, Any], name: str, seeds: list[int]) -> list[str]:
+    """`_runs`' keys: one per seed for a variant, the model's own name for the teachers or human."""
+    return [name] * len(seeds) if name in results else [run_name(name, s) for s in seeds]
+
+
 def technique_effects(
-    results: dict[str, Any], effects: dict[str, list[str]], seeds: list[int]
+    results: dict[str, Any],
+    effects: dict[str, list[str]],
+    seeds: list[int],
+    counts: dict[str, dict[str, list[Any]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per technique, its variant minus its control trained with the same seed: strict F1 on each
     test cell and the gold dev cell mean, one difference per seed (the seed is shared, so what
-    differs is the technique alone)."""
+    differs is the technique alone). With the per-document test `counts`, also the paired bootstrap
+    95% interval of the mean difference over seeds (`test_ci95`): the same test documents are
+    drawn for every seed's variant and control, so it is the spread due to which notes were tested."""
 
     def minus(a: list[float], b: list[float]) -> list[float]:
         return [round(x - y, 4) for x, y in zip(a, b, strict=True)]
@@ -192,6 +202,11 @@ def technique_effects(
             },
             "dev_mean": minus(dev[variant], dev[control]),
         }
+        if counts:
+            keys = zip(_run_keys(results, variant, seeds), _run_keys(results, control, seeds), strict=True)
+            paired = paired_differences(counts, {name: list(keys)})[name]
+            ci = {f"{s} {lb}": paired[f"{s}_test"][lb]["strict"]["ci95"] for s, lb in SHOWN}
+            out[name]["test_ci95"] = ci
     return out
 
 
@@ -202,12 +217,13 @@ def write_ablation(
     work: Path,
     report: Path,
     effects: dict[str, list[str]] | None = None,
+    counts: dict[str, dict[str, list[Any]]] | None = None,
 ) -> None:
     """Per variant, over its seeds: mean strict F1 on each gold test set and label (with the lowest
     and highest seed), minus the teachers', and strict F1 on the gold dev sets (what chooses the
     default); each technique's effect against its control at the same seed (`effects`: name ->
-    [variant, control]); per seed, strict and lenient F1 with bootstrap intervals and the
-    self-training rounds."""
+    [variant, control]; with per-document test `counts`, a paired bootstrap interval); per seed,
+    strict and lenient F1 with bootstrap intervals and the self-training rounds."""
     names = ["teachers", *variants, *(n for n in results if n == "human")]
     header = ["model", *CELL_NAMES]
     by_name = {name: _runs(results, name, seeds) for name in names}
@@ -244,12 +260,17 @@ def write_ablation(
         return [[key, *(_f1(results[key][f"{s}_test"][lb][kind]) for s, lb in SHOWN)] for key in keys]
 
     effect = technique_effects(
-        results, {k: v for k, v in (effects or {}).items() if set(v) <= set(variants)}, seeds
+        results, {k: v for k, v in (effects or {}).items() if set(v) <= set(variants)}, seeds, counts
     )
+
+    def interval(e: dict[str, Any], cell: str) -> str:
+        ci = e.get("test_ci95", {}).get(cell)
+        return f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
+
     effect_rows = [
         [
             f"{name} (`{e['variant']}` - `{e['control']}`)",
-            *(_spread(e["test"][cell], signed=True) for cell in CELL_NAMES),
+            *(_spread(e["test"][cell], signed=True) + interval(e, cell) for cell in CELL_NAMES),
             _spread(e["dev_mean"], signed=True),
         ]
         for name, e in effect.items()
@@ -268,7 +289,8 @@ def write_ablation(
         *(
             [
                 "## Each technique's effect: test strict F1 of its variant minus its control trained with"
-                " the same seed, mean over seeds (lowest to highest); last column: the gold dev cell mean",
+                " the same seed, mean over seeds (lowest to highest) [paired bootstrap 95% CI of the mean"
+                " over resampled test documents]; last column: the gold dev cell mean",
                 "",
                 *markdown_table(["technique", *CELL_NAMES, "gold dev mean"], effect_rows),
                 "",
@@ -380,9 +402,10 @@ def ablation(
     labelled, combinations = corpus_args["labelled_dir"], corpus_args["combinations"]
     # dev decides which setting becomes the default (gold test sets are for the final report)
     dev = evaluate(gold_dir, labelled, combinations, None, split="dev", **common)
-    results = evaluate(gold_dir, labelled, combinations, work / "evaluation.json", **common)
+    counts: dict[str, dict[str, list[Any]]] = {}
+    results = evaluate(gold_dir, labelled, combinations, work / "evaluation.json", counts=counts, **common)
     for name in results:
         results[name] = {**dev[name], **results[name]}
     effects = {k: list(v) for k, v in cfg.get("effects", {}).items()}
-    write_ablation(results, variants, seeds, work, report, effects)
+    write_ablation(results, variants, seeds, work, report, effects, counts)
     return results
