@@ -22,7 +22,7 @@ from spacy.tokens import Doc, DocBin, Span
 from .combine.inputs import load_docs, read_calibration
 from .combine.strategies import combine
 from .labels import DISEASE, GOLD_LABELS, LABELS, SYMPTOM
-from .reports import markdown_table, write_report
+from .reports import fmt_diff, markdown_table, write_report
 from .scoring import bootstrap, doc_counts, paired_bootstrap
 from .student.windows import ARCHITECTURE  # noqa: F401  (registers the student's encoder for spacy.load)
 
@@ -36,6 +36,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 FOLDED: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "bc5cdr": {f"{DISEASE}+{SYMPTOM}": (DISEASE, (DISEASE, SYMPTOM))},
 }
+
+
+def cells_of(set_name: str) -> list[str]:
+    """A gold set's scored cells: its labels, then its folded cells."""
+    return [*GOLD_LABELS[set_name], *FOLDED.get(set_name, {})]
+
 
 COLORS = {"MEDICATION": "#8fd19e", "DISEASE": "#f4a582", "SYMPTOM": "#92c5de"}
 
@@ -92,8 +98,7 @@ def evaluate(
             folded_preds = wider.get(name, {}).get(s, preds)
             for i, (p, g) in enumerate(zip(folded_preds, gold[s], strict=True)):
                 per_doc[i] += folded_counts(p, g.ents, s)
-            cells = [*GOLD_LABELS[s], *FOLDED.get(s, {})]
-            results[name][f"{s}_{split}"] = bootstrap(per_doc, cells, n=n_boot)
+            results[name][f"{s}_{split}"] = bootstrap(per_doc, cells_of(s), n=n_boot)
             counts[name][f"{s}_{split}"] = per_doc
     if report is None:
         return results
@@ -128,9 +133,7 @@ def paired_differences(
         keys = [k for k in counts[pairs[0][0]] if all(k in counts[m] for pair in pairs for m in pair)]
         out[name] = {
             key: paired_bootstrap(
-                [(counts[a][key], counts[b][key]) for a, b in pairs],
-                [*GOLD_LABELS[key.rsplit("_", 1)[0]], *FOLDED.get(key.rsplit("_", 1)[0], {})],
-                n=n,
+                [(counts[a][key], counts[b][key]) for a, b in pairs], cells_of(key.rsplit("_", 1)[0]), n=n
             )
             for key in keys
         }
@@ -163,7 +166,7 @@ def write_reports(results: dict, report: Path, diffs: dict[str, dict[str, Any]] 
     if diffs:
         cells = [(key, cell) for key, by_cell in next(iter(diffs.values())).items() for cell in by_cell]
         gap_rows = [
-            [name, *(_diff(d[key][cell]["strict"]) for key, cell in cells)] for name, d in diffs.items()
+            [name, *(fmt_diff(d[key][cell]["strict"]) for key, cell in cells)] for name, d in diffs.items()
         ]
         gaps = [
             "",
@@ -177,10 +180,6 @@ def write_reports(results: dict, report: Path, diffs: dict[str, dict[str, Any]] 
     )
     header = ["model", "test set", "label", "strict P/R/F1 [95% CI]", "lenient P/R/F1 [95% CI]"]
     write_report(report, results, "Evaluation on the gold test sets", intro, header, rows, after=gaps)
-
-
-def _diff(d: dict[str, Any]) -> str:
-    return f"{d['diff']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
 
 
 def plot(results: dict, path: Path) -> None:

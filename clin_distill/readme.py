@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .labels import LABELS
-from .reports import markdown_table
+from .reports import fmt_diff, markdown_table
 
 
 def _load(reports: Path, name: str) -> dict[str, Any] | None:
@@ -56,11 +56,7 @@ def results(reports: Path, project: Path) -> list[str]:
 
         def gaps(name: str) -> str:
             d = diffs[name]["maccrobat_test"]
-            return ", ".join(
-                f"{lab} {d[lab]['strict']['diff']:+.3f} [{d[lab]['strict']['ci95'][0]:+.2f}, "
-                f"{d[lab]['strict']['ci95'][1]:+.2f}]"
-                for lab in LABELS
-            )
+            return ", ".join(f"{lab} {fmt_diff(d[lab]['strict'])}" for lab in LABELS)
 
         lines += [
             "",

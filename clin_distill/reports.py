@@ -14,6 +14,11 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list
     return lines
 
 
+def fmt_diff(d: dict[str, Any]) -> str:
+    """A paired difference (`scoring.paired_bootstrap`): "+0.021 [-0.01, +0.05]"."""
+    return f"{d['diff']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+
+
 def write_report(
     json_path: Path,
     data: Any,

@@ -143,9 +143,13 @@ def run_name(variant: str, seed: int) -> str:
     return f"{variant}@{seed}"
 
 
+def _run_keys(results: dict[str, Any], name: str, seeds: list[int]) -> list[str]:
+    """A variant's result keys, one per seed; the teachers' and the human student's own name, once."""
+    return [name] if name in results else [run_name(name, s) for s in seeds]
+
+
 def _runs(results: dict[str, Any], name: str, seeds: list[int]) -> list[dict[str, Any]]:
-    """A variant's results per seed; the teachers' and the human student's, once."""
-    return [results[run_name(name, s)] for s in seeds] if name not in results else [results[name]]
+    return [results[k] for k in _run_keys(results, name, seeds)]
 
 
 def _strict(runs: list[dict[str, Any]], split: str, s: str, label: str) -> list[float]:
@@ -168,11 +172,6 @@ def dev_means(results: dict[str, Any], names: list[str], seeds: list[int]) -> di
         ]
         for name in names
     }
-
-
-def _run_keys(results: dict[str, Any], name: str, seeds: list[int]) -> list[str]:
-    """`_runs`' keys: one per seed for a variant, the model's own name for the teachers or human."""
-    return [name] * len(seeds) if name in results else [run_name(name, s) for s in seeds]
 
 
 def technique_effects(
@@ -203,6 +202,7 @@ def technique_effects(
             "dev_mean": minus(dev[variant], dev[control]),
         }
         if counts:
+            # both are variants (write_ablation keeps only those), so each has one key per seed
             keys = zip(_run_keys(results, variant, seeds), _run_keys(results, control, seeds), strict=True)
             paired = paired_differences(counts, {name: list(keys)})[name]
             ci = {f"{s} {lb}": paired[f"{s}_test"][lb]["strict"]["ci95"] for s, lb in SHOWN}
