@@ -22,7 +22,7 @@ import spacy
 import yaml
 
 from .linking import linker
-from .student import memory, onnx_encoder, precision, stop_terms, tokenizer, windows
+from .student import memory, merge_adjacent, onnx_encoder, precision, stop_terms, tokenizer, windows
 from .student.backbone import PACKAGED_MODELS
 
 # (factory, settings), in pipeline order before the trained pipes. precision first: the packaged
@@ -38,9 +38,11 @@ INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
 # registered on import; onnx_encoder: the encoder on ONNX Runtime, which precision imports when
 # it runs; linker: `clin_linker`, last in the pipeline, with its table (`weasel run linker`);
 # tokenizer: spaCy's tokenizer with its chunk cache kept filled (same tokens, faster); stop_terms:
-# `clin_stop_terms`, the trained pipeline's filter after `ner` (configs/student.cfg).
+# `clin_stop_terms`, the trained pipeline's filter after `ner` (configs/student.cfg); merge_adjacent:
+# `clin_merge_adjacent`, the pipe after it.
 CODE_FILES = [
-    Path(m.__file__) for m in (precision, memory, windows, onnx_encoder, linker, tokenizer, stop_terms)
+    Path(m.__file__)
+    for m in (precision, memory, windows, onnx_encoder, linker, tokenizer, stop_terms, merge_adjacent)
 ]
 
 SOURCES = [
@@ -155,7 +157,9 @@ def model_card(
         "Disease Ontology, HPO or Symptom Ontology ids for diseases and symptoms), `ent._.code_system`, "
         "and `ent._.codes` (all codes of the term, MeSH/UMLS/SNOMED CT cross-references included), "
         "from the lexicons the teachers used. `clin_stop_terms` (after `ner`) removes entities whose whole "
-        "text is on the teachers' stop list (common words, lab analytes and stains that no teacher tags).",
+        "text is on the teachers' stop list (common words, lab analytes and stains that no teacher tags); "
+        "`clin_merge_adjacent` (after it) joins MEDICATION entities with only a space, hyphen or slash "
+        "between them, the words of one drug name the student tagged one by one.",
         f"**Use with medspaCy**: `import medspacy; nlp = spacy.load('en_{name}')`, then "
         "`nlp.add_pipe('medspacy_pysbd')`, `nlp.add_pipe('medspacy_sectionizer')` and "
         "`nlp.add_pipe('medspacy_context')`: entities get `_.is_negated`, `_.is_historical`, ...",
