@@ -34,18 +34,27 @@ class MergeAdjacent:
         self.labels = frozenset(labels)
         self.gaps = frozenset(gaps)
 
+    @staticmethod
+    def gap(doc: Doc, first: Span, second: Span) -> str | None:
+        """The text between two entities at most 2 tokens apart, else None. From the tokens
+        around it: `doc.text` joins the whole note at every call (measured: 0.6% of the packaged
+        model's time at batch size 1)."""
+        if second.start - first.end > 2:
+            return None
+        last = doc[first.end - 1]
+        return doc[first.end - 1 : second.start].text_with_ws[len(last.text) :]
+
     def __call__(self, doc: Doc) -> Doc:
         ents = doc.ents
         if len(ents) < 2 or not self.labels:
             return doc
-        text = doc.text
         out: list[Span] = [ents[0]]
         for ent in ents[1:]:
             last = out[-1]
             if (
                 ent.label_ == last.label_
                 and ent.label_ in self.labels
-                and text[last.end_char : ent.start_char] in self.gaps
+                and self.gap(doc, last, ent) in self.gaps
             ):
                 out[-1] = Span(doc, last.start, ent.end, label=ent.label)
             else:
