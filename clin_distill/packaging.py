@@ -28,7 +28,10 @@ from .student.backbone import PACKAGED_MODELS
 # (factory, settings), in pipeline order before the trained pipes. precision first: the packaged
 # model's first pipe is `clin_encoder_precision` from `en_clin_distilled.precision`.
 INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
-    (precision.FACTORY, {"precision": "auto", "pipe": "transformer", "without_bf16": "onnx-int8"}),
+    (
+        precision.FACTORY,
+        {"precision": "auto", "pipe": "transformer", "with_bf16": "onnx-int8", "without_bf16": "onnx-int8"},
+    ),
     (
         memory.FACTORY,
         {"onednn_cache": 8, "ideep_cache": 16, "malloc_trim_every": 10, "malloc_trim_margin_mb": 64},
@@ -201,7 +204,7 @@ def build_meta(
         "project": yaml.safe_load(project_file.read_text()).get("title", ""),
         # spaCy adds itself and spacy-transformers; spaCy 3.7.5 imports click, which the typer that
         # pip now resolves (0.29) no longer pulls in, so a fresh install would fail at `import spacy`.
-        # onnxruntime and onnx: the encoder's path on CPUs without native bf16 (onnx_encoder.py);
+        # onnxruntime and onnx: the encoder's default path ("auto" on every CPU: onnx_encoder.py);
         # numpy<2: onnx's ml_dtypes would otherwise pull NumPy 2, which spaCy 3.7's thinc
         # binaries cannot load ("numpy.dtype size changed").
         "requirements": ["click>=8.0.0,<9.0.0", "onnxruntime>=1.20,<2", "onnx>=1.16,<2", "numpy>=1.21,<2"],

@@ -75,7 +75,7 @@ def speed(reports: Path, project: Path) -> list[str]:
     rows = [[f"student, packaged default ({s['precision']})", f"{s['words_per_second']:,.0f}",
              f"{b['ratio_to_ceiling']:.3f}", f"{s['peak_rss_mb']:,.0f}",
              f"{llm.get('student_speedup_per_note', '')}x"]]  # fmt: skip
-    for variant in ("float32", "onnx-int8"):  # the others: reports/benchmark.md
+    for variant in ("bf16", "float32", "onnx-int8"):  # the others: reports/benchmark.md
         if f"student_{variant}" in b:
             q = b[f"student_{variant}"]
             rows.append([f"student, {variant} encoder ({q['runtime']})", f"{q['words_per_second']:,.0f}",
@@ -92,6 +92,13 @@ def speed(reports: Path, project: Path) -> list[str]:
         f"at the same precision on the same batches, PyTorch or ONNX Runtime (the default's, "
         f"{s['precision']}: {b['ceiling']['words_per_second']:,.0f} words/s at batch size "
         f"{b['ceiling']['batch_size']}). "
+        + (
+            f'With native bf16, "auto" runs {s["precision"]}: {b["bf16_speedup_in_turns"]["speedup"]}x '
+            f"PyTorch bf16 and {b['no_bf16_speedup_in_turns']['speedup']}x PyTorch float32, each timed "
+            "in turns with it. "
+            if "bf16_speedup_in_turns" in b and "no_bf16_speedup_in_turns" in b
+            else ""
+        )
         + (
             f'Without native bf16, "auto" runs {b["no_bf16_path"]["variant"]}: '
             f"{float32_speedup(b, b['no_bf16_path']['speedup_over_float32'])}x PyTorch float32. "

@@ -3,10 +3,11 @@ in one run on one machine (`weasel run benchmark` -> reports/benchmark.{json,md}
 
 The student and the ceiling each run in a fresh process, so peak RSS is the student's own.
 The packaged default runs its encoder at the precision its `clin_encoder_precision` component
-resolves ("auto": bf16 where the CPU has native bf16, else its `without_bf16` path); every other
-precision and runtime (PyTorch float32 and int8, ONNX Runtime float32 and int8) is measured beside
-it, each with its strict F1 on a gold set, so a speed-up is never reported without its accuracy
-cost. Each is held to the fastest raw forward pass of its precision on any runtime measured.
+resolves ("auto": its `with_bf16` path where the CPU has native bf16, else its `without_bf16`
+path); every other precision and runtime (PyTorch float32, int8 and, on a CPU with native bf16,
+bf16; ONNX Runtime float32 and int8) is measured beside it, each with its strict F1 on a gold set,
+so a speed-up is never reported without its accuracy cost. Each is held to the fastest raw forward
+pass of its precision on any runtime measured.
 """
 
 from __future__ import annotations
@@ -222,8 +223,10 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
     data["student"]["long_run_without_trim"] = in_fresh_process(
         _long_run, b.model, long_texts[: b.untrimmed_notes], default_batch, 0
     )
-    # every other precision and runtime, float32 on PyTorch only where the default is not that
-    variants = [v for v in ("float32", "onnx-float32", "int8", "onnx-int8") if v != precision]
+    # every other precision and runtime, float32 on PyTorch only where the default is not that;
+    # bf16 only where the CPU has it natively (PyTorch emulates it elsewhere, slower than float32)
+    candidates = ("float32", "onnx-float32", "int8", "onnx-int8") + (("bf16",) if cpu_has_bf16() else ())
+    variants = [v for v in candidates if v != precision]
     variant_nlp = {}
     for variant in variants:
         data[f"student_{variant}"] = variant_row(
@@ -240,6 +243,12 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
         data["no_bf16_speedup_in_turns"] = {
             "variant": no_bf16,
             **speedup_in_turns(path_nlp, variant_nlp["float32"], texts, default_batch),
+        }
+    # on a CPU with native bf16, the default against PyTorch bf16 (its default until 2026-12-07)
+    if "bf16" in variant_nlp:
+        data["bf16_speedup_in_turns"] = {
+            "variant": precision,
+            **speedup_in_turns(student_nlp, variant_nlp["bf16"], texts, default_batch),
         }
     if f"student_{no_bf16}" in data and "student_float32" in data:
         path = data[f"student_{no_bf16}"]

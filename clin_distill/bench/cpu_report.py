@@ -18,7 +18,7 @@ def _student_row(what: str, r: dict[str, Any]) -> list[Any]:
 
 def variants(data: dict[str, Any]) -> list[str]:
     """The other encoders measured beside the default ("float32", "onnx-float32", "int8",
-    "onnx-int8"), in the run's order."""
+    "onnx-int8", and "bf16" on a CPU with native bf16), in the run's order."""
     return [key.removeprefix("student_") for key in data if key.startswith("student_")]
 
 
@@ -98,6 +98,13 @@ def after_lines(data: dict[str, Any], gold_name: str | None, llm_name: str | Non
             f"turns in one process (best of {t['rounds']} each): **{t['speedup']}x** "
             f"({t['words_per_second']:,.0f} vs {t['baseline_words_per_second']:,.0f} words/s; the rows "
             "above come from separate processes)"
+        )
+    if "bf16_speedup_in_turns" in data:
+        t = data["bf16_speedup_in_turns"]
+        after.append(
+            f"- the default ({t['variant']}) against the PyTorch bf16 student on this CPU with native "
+            f"bf16, the two timed in turns in one process (best of {t['rounds']} each): **{t['speedup']}x** "
+            f"({t['words_per_second']:,.0f} vs {t['baseline_words_per_second']:,.0f} words/s)"
         )
     for variant in variants(data):
         q = data[f"student_{variant}"]

@@ -1,15 +1,18 @@
 """The encoder's arithmetic and runtime at inference, chosen in the pipeline's config:
 `clin_encoder_precision`.
 
-On CPUs with native bf16 (AVX512-BF16 or AMX) a bf16 encoder labels notes faster than float32 with
-the same entities (reports/benchmark.md); elsewhere PyTorch emulates bf16 and it is slower, so
-"auto" reads the CPU's flags and, without native bf16, runs `without_bf16`: the encoder on ONNX
-Runtime, "onnx-int8" (the default: 1.82x PyTorch float32's words/s, strict F1 on MACCROBAT test
-within 0.009 of float32) or "onnx-float32" (float32's entities); onnx_encoder.py. Where
-onnxruntime is not installed, "auto" falls back to PyTorch "float32".
+"auto" reads the CPU's flags and runs `with_bf16` on a CPU with native bf16 (AVX512-BF16 or
+AMX), `without_bf16` elsewhere; both default to "onnx-int8", the encoder on ONNX Runtime with
+dynamic int8 weights (onnx_encoder.py). Measured on 2 cores (reports/benchmark*.md): without
+native bf16 it labels 1.94x the words/s of PyTorch float32; on a Zen 4 CPU with AVX512-BF16 it
+labels 1.65x the words/s of PyTorch bf16, the two timed in turns (so bf16, the default there
+until 2026-12-07, is a setting now); strict F1 on MACCROBAT test within 0.01 of float32 on both.
+AMX CPUs are unmeasured: set `with_bf16 = "bf16"` where bf16 measures faster. The other choices
+are "bf16", "onnx-float32" (float32's entities) and "float32". Where onnxruntime is not
+installed, "auto" falls back to PyTorch: bf16 on a CPU with native bf16, else float32.
 spacy-transformers runs the encoder in its weights' dtype and hands the outputs to NumPy, which has
-no bf16, and thinc's mixed-precision switch is CUDA-only; so the weights are cast here and the
-encoder's floating outputs cast back to float32.
+no bf16, and thinc's mixed-precision switch is CUDA-only; so for bf16 the weights are cast here
+and the encoder's floating outputs cast back to float32.
 
 This file ships inside the packaged model (`spacy package --code`), so it imports only spaCy and
 PyTorch, and registers its factory only once when imported under two module names (the project's
@@ -59,20 +62,23 @@ class EncoderPrecision:
     Inference only: train from the float weights (`training/*/model-best`), not from a cast copy.
     """
 
-    def __init__(self, nlp: Language, name: str, precision: str, pipe: str, without_bf16: str) -> None:
+    def __init__(
+        self, nlp: Language, name: str, precision: str, pipe: str, with_bf16: str, without_bf16: str
+    ) -> None:
         for key, value, allowed in (
             ("precision", precision, PRECISIONS),
+            ("with_bf16", with_bf16, PRECISIONS[1:]),
             ("without_bf16", without_bf16, PRECISIONS[1:]),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}: {key} must be one of {allowed}, got {value!r}")
         self.nlp, self.name, self.precision, self.pipe_name = nlp, name, precision, pipe
-        self.without_bf16 = without_bf16
+        self.with_bf16, self.without_bf16 = with_bf16, without_bf16
         self.applied: str | None = None
 
     def resolve(self) -> str:
-        """What "auto" means here: bf16 on a CPU with native bf16, else `without_bf16` (PyTorch
-        float32 where onnxruntime is missing).
+        """What "auto" means here: `with_bf16` on a CPU with native bf16, else `without_bf16`; where
+        onnxruntime is missing, PyTorch (bf16 on a CPU with native bf16, else float32).
 
         On a GPU the encoder stays float32: use spacy-transformers' `mixed_precision` there.
         """
@@ -82,11 +88,15 @@ class EncoderPrecision:
         on_cpu = next(encoder.parameters()).device.type == "cpu"
         choice = self.precision
         if choice == "auto":
-            choice = "bf16" if on_cpu and cpu_has_bf16() else self.without_bf16
+            if not on_cpu:
+                return "float32"
+            native = cpu_has_bf16()
+            choice = self.with_bf16 if native else self.without_bf16
+            if choice.startswith("onnx-") and not available():
+                choice = "bf16" if native else "float32"
+            return choice
         if choice.startswith("onnx-") and not (on_cpu and available()):
-            if self.precision != "auto":
-                raise RuntimeError(f"{self.name}: {choice} needs onnx and onnxruntime, and a CPU encoder")
-            choice = "float32"
+            raise RuntimeError(f"{self.name}: {choice} needs onnx and onnxruntime, and a CPU encoder")
         return choice
 
     def apply(self) -> str:
@@ -109,5 +119,11 @@ class EncoderPrecision:
 
 if not Language.has_factory(FACTORY):
     Language.factory(
-        FACTORY, default_config={"precision": "auto", "pipe": "transformer", "without_bf16": "onnx-int8"}
+        FACTORY,
+        default_config={
+            "precision": "auto",
+            "pipe": "transformer",
+            "with_bf16": "onnx-int8",
+            "without_bf16": "onnx-int8",
+        },
     )(EncoderPrecision)
