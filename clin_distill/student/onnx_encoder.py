@@ -3,7 +3,7 @@
 On the benchmark's 2 cores without native bf16 ONNX Runtime's dynamic int8 ran the same encoder over
 the same windows 1.9x as fast as PyTorch float32 (the whole student 1.82x), with strict F1 on
 MACCROBAT test within 0.009 of float32 (reports/benchmark_no_bf16.md has each runtime's ceiling and
-F1); on 2 cores with AVX512-BF16 and VNNI the whole student ran 1.65x as fast as PyTorch bf16, timed
+F1); on 2 cores with AVX512-BF16 and VNNI the whole student ran 1.68x as fast as PyTorch bf16, timed
 in turns (reports/benchmark.md). The encoder is exported from the loaded weights when the pipeline
 first runs (seconds for MiniLM), so the graph always matches the weights and the package ships no
 second copy of them; int8 is ONNX Runtime's dynamic quantisation (per-channel int8 weights,

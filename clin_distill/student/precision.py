@@ -4,9 +4,10 @@
 "auto" reads the CPU's flags and runs `with_bf16` on a CPU with native bf16 (AVX512-BF16 or
 AMX), `without_bf16` elsewhere; both default to "onnx-int8", the encoder on ONNX Runtime with
 dynamic int8 weights (onnx_encoder.py). Measured on 2 cores (reports/benchmark*.md): without
-native bf16 it labels 1.94x the words/s of PyTorch float32; on a Zen 4 CPU with AVX512-BF16 it
-labels 1.65x the words/s of PyTorch bf16, the two timed in turns (so bf16, the default there
-until 2026-12-07, is a setting now); strict F1 on MACCROBAT test within 0.01 of float32 on both.
+native bf16 it labels 1.94x the words/s of PyTorch float32; on an AMD EPYC with AVX512-BF16 and
+VNNI it labels 1.68x the words/s of PyTorch bf16, the two timed in turns (so bf16, the default
+there until 2026-12-07, is a setting now); strict F1 on MACCROBAT test within 0.01 of float32 on
+both.
 AMX CPUs are unmeasured: set `with_bf16 = "bf16"` where bf16 measures faster. The other choices
 are "bf16", "onnx-float32" (float32's entities) and "float32". Where onnxruntime is not
 installed, "auto" falls back to PyTorch: bf16 on a CPU with native bf16, else float32.
