@@ -331,6 +331,49 @@ def test_medspacy_context_on_the_packaged_model(extract_venv):
     assert ents.get("asthma") == ("DISEASE", False, True)
 
 
+def test_context_phrase_rules_find_medspacys_own_modifiers_on_real_notes(data_dir):
+    """medspaCy's default ConText rules with their plain word patterns written out as phrases (the
+    extraction pipeline's ConText) give the modifiers (category, span, scope) and entity flags of
+    medspaCy's own rules on every MACCROBAT note with its gold entities; a pattern that is not
+    plain words, or whose word our tokenizer splits, stays a pattern."""
+    import medspacy  # noqa: F401  (registers medspacy_context)
+    from medspacy.context import ConTextRule
+
+    from clin_distill.corpora.brat import read_brat_dir
+    from clin_distill.corpora.stats import CorpusStats
+    from clin_distill.extract.context_rules import phrase_rules, spelled_out
+
+    nlp = spacy.blank("en")
+    sentences = nlp.add_pipe("sentencizer")
+    stock = nlp.add_pipe("medspacy_context", name="stock")
+    ours = nlp.add_pipe("medspacy_context", name="ours", config={"rules": None})
+    ours.add(phrase_rules(ConTextRule.from_json(ours.DEFAULT_RULES_FILEPATH), nlp.tokenizer))
+    assert sum(r.pattern is not None for r in ours.rules) < sum(r.pattern is not None for r in stock.rules)
+    ids = sorted(p.stem for p in (data_dir / "maccrobat2020").glob("*.txt"))
+    seen = {"modifiers": 0, "negated": 0}
+    for doc in read_brat_dir(nlp, data_dir / "maccrobat2020", ids, CorpusStats()):
+        doc = sentences(doc)
+        found = []
+        for context in (stock, ours):
+            done = context(doc.copy())
+            modifiers = sorted(
+                (m.category, *m.modifier_span, *m.scope_span) for m in done._.context_graph.modifiers
+            )
+            flags = [(e.start, e.end, e._.is_negated, e._.is_historical, e._.is_hypothetical, e._.is_family,
+                      e._.is_uncertain) for e in done.ents]  # fmt: skip
+            found.append((modifiers, flags))
+        assert found[0] == found[1], doc.user_data.get("doc_id")
+        seen["modifiers"] += len(found[0][0])
+        seen["negated"] += sum(f[2] for f in found[0][1])
+    assert len(ids) == 200 and seen["modifiers"] > 500 and seen["negated"] > 50
+    words = [{"LOWER": {"IN": ["adequate", "sufficient"]}}, {"LOWER": "to"}, {"LOWER": "pt", "OP": "?"}]
+    assert spelled_out(words) == [["adequate", "to", "pt"], ["adequate", "to"], ["sufficient", "to", "pt"],
+                                  ["sufficient", "to"]]  # fmt: skip
+    assert spelled_out([{"LOWER": {"REGEX": "^no"}}]) is None and spelled_out([{"LEMMA": "deny"}]) is None
+    split = ConTextRule("don't", "NEGATED_EXISTENCE", pattern=[{"LOWER": {"IN": ["don't", "no"]}}])
+    assert phrase_rules([split], nlp.tokenizer) == [split]  # "don't" is two tokens: a phrase would match them
+
+
 # --- Ray ------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Every token reaches the encoder: windows of odd tokens that hold more than the encoder's 512
 wordpieces are split (clin_distill.student.windows), where spacy-transformers alone would drop
-their tail and the entities in it."""
+their tail and the entities in it; the inference path's cached wordpieces are the tokenizer's own."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import random
 import string
 from pathlib import Path
 
+import numpy as np
 import pytest
 import spacy
 from spacy.training import Example
 
 from clin_distill.student.backbone import resolve_transformer
-from clin_distill.student.windows import WordpieceBoundedSpans
+from clin_distill.student.windows import ChunkCachedWordpieces, WordpieceBoundedSpans, _backend
 from conftest import ROOT
 
 TAIL = "Patient reports chest pain and fever. She takes metformin for type 2 diabetes."
@@ -87,3 +88,26 @@ def test_the_trained_student_finds_all_entities_after_odd_tokens(workflow_projec
     alone = {(e.text, e.label_) for e in nlp(TAIL).ents}
     after_noise = {(e.text, e.label_) for e in nlp(note).ents if e.start_char >= len(note) - len(TAIL)}
     assert len(alone) == 4 and after_noise == alone
+
+
+def test_chunk_cached_wordpieces_equal_the_rust_tokenizers_on_real_and_odd_text(data_dir):
+    """A window's wordpieces joined from its space-separated chunks are the tokenizer's own (ids,
+    tokens, type ids, character offsets), on every MACCROBAT note whole and cut mid-word, and on
+    text with accents, CJK, control characters and runs of spaces; a tokenizer whose pieces keep
+    the space (byte-level BPE) gets no cache."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = student().get_pipe("transformer").model.tokenizer
+    backend = _backend(tokenizer)
+    cached = ChunkCachedWordpieces.for_backend(backend)
+    texts = [p.read_text() for p in sorted((data_dir / "maccrobat2020").glob("*.txt"))]
+    odd = ["", " ", "  a  b ", "h\u00e9llo   w\u00f6rld\tfoo\u00a0bar \u4e2d\u6587 \u03a3\u0391\u03a3\x1cx",
+           " \u0301e", "a\u200bb c\u3000d", "x" * 150 + " y", "\n\n x \r\n", "\ufb01ne \uff21"]  # fmt: skip
+    for text in texts + [t[: len(t) // 3] for t in texts] + odd:
+        ours, theirs = cached.encode(text), backend.encode(text, add_special_tokens=True)
+        assert ours.ids == theirs.ids and ours.tokens == theirs.tokens and ours.type_ids == theirs.type_ids
+        assert np.array_equal(ours.offsets, np.array(theirs.offsets, dtype=np.int64).reshape(-1, 2))
+    assert len(texts) == 200 and len(cached.chunks) > 1000
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    assert ChunkCachedWordpieces.for_backend(bpe) is None
