@@ -21,7 +21,7 @@ import spacy
 import torch
 from spacy.tokens import DocBin
 from spacy_transformers.layers import transformer_model
-from test_windows import odd_note
+from test_windows import TAIL, odd_note, student
 
 from clin_distill.bench.cpu import precision_ceilings
 from clin_distill.bench.speed import (
@@ -411,6 +411,38 @@ def test_onnx_runtime_encoders_give_the_float_students_entities_and_save_as_floa
         torch.float32
     }
     assert [{(e.start, e.end, e.label_) for e in d.ents} for d in reloaded.pipe(texts)] == as_float
+
+
+def test_saved_pipeline_ships_the_int8_graph_of_its_weights_and_only_they_use_it(tmp_path, monkeypatch):
+    """`clin_encoder_precision` saves the encoder's int8 graph with its weights' fingerprint;
+    loading runs it without exporting again (the same outputs as a fresh export); weights that
+    changed since get a fresh export, never the stale graph."""
+    import clin_distill.student.onnx_encoder as onnx_encoder
+
+    nlp = student()
+    nlp.add_pipe("clin_encoder_precision", first=True, config={"precision": "onnx-int8"})
+    nlp.to_disk(tmp_path / "saved")
+    assert (tmp_path / "saved/clin_encoder_precision/encoder.int8.onnx").stat().st_size > 1_000_000
+    texts = [TAIL, odd_note(30)]
+    exported = spacy.load(tmp_path / "saved")
+    exported.get_pipe("clin_encoder_precision")._shipped = None  # as a model saved before the graph
+    expected = [d._.trf_data.model_output.last_hidden_state for d in exported.pipe(texts)]
+    assert exported.get_pipe("clin_encoder_precision").graph == "exported"
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported although the graph was shipped")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(onnx_encoder, "export", no_export)
+        shipped = spacy.load(tmp_path / "saved")
+        got = [d._.trf_data.model_output.last_hidden_state for d in shipped.pipe(texts)]
+    assert shipped.get_pipe("clin_encoder_precision").graph == "shipped"
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    changed = spacy.load(tmp_path / "saved")
+    with torch.no_grad():
+        next(changed.get_pipe("transformer").model.transformer.parameters())[0, 0] += 1.0
+    list(changed.pipe(texts))
+    assert changed.get_pipe("clin_encoder_precision").graph == "exported"
 
 
 def test_long_run_notes_are_real_varied_and_as_many_as_asked(workflow_project):

@@ -4,10 +4,11 @@ On the benchmark's 2 cores without native bf16 ONNX Runtime's dynamic int8 ran t
 the same windows 1.9x as fast as PyTorch float32 (the whole student 1.82x), with strict F1 on
 MACCROBAT test within 0.009 of float32 (reports/benchmark_no_bf16.md has each runtime's ceiling and
 F1); on 2 cores with AVX512-BF16 and VNNI the whole student ran 1.68x as fast as PyTorch bf16, timed
-in turns (reports/benchmark.md). The encoder is exported from the loaded weights when the pipeline
-first runs (seconds for MiniLM), so the graph always matches the weights and the package ships no
-second copy of them; int8 is ONNX Runtime's dynamic quantisation (per-channel int8 weights,
-activations quantised per call).
+in turns (reports/benchmark.md). int8 is ONNX Runtime's dynamic quantisation (per-channel int8
+weights, activations quantised per call). The packaged model ships the int8 graph
+(`clin_encoder_precision` saves it beside the weights), used only while the weights' `fingerprint`
+matches; any other graph is exported from the loaded weights when the pipeline first runs (seconds
+for MiniLM, and a transient 150 MB for the export and quantisation).
 Each window runs on its own, without padding (`OrtEncoder._row_by_row`). ONNX Runtime's
 transformer optimizer (fused attention, then int8) measured no faster: 11,594 vs 11,455 words/s.
 The PyTorch weights stay in the pipeline: saving and training are unchanged.
@@ -19,6 +20,7 @@ inference path of `windows.py` (`encode`). The file ships inside the packaged mo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import warnings
@@ -113,10 +115,8 @@ class OrtEncoder:
         return values
 
 
-def ort_encoder(
-    encoder: torch.nn.Module, precision: str = "float32", threads: int | None = None
-) -> OrtEncoder:
-    """An ONNX Runtime copy of the encoder, float32 or dynamic int8."""
+def encoder_graph(encoder: torch.nn.Module, precision: str = "float32") -> tuple[bytes, list[str]]:
+    """The encoder exported to ONNX, float32 or dynamic int8: the graph's bytes and its outputs."""
     if precision not in RUNTIME_PRECISIONS:
         raise ValueError(f"ONNX Runtime precision must be one of {RUNTIME_PRECISIONS}, got {precision!r}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,5 +132,27 @@ def ort_encoder(
             finally:
                 logging.disable(logging.NOTSET)
             path = quantized
-        model_bytes = path.read_bytes()
+        return path.read_bytes(), outputs
+
+
+def fingerprint(encoder: torch.nn.Module) -> str:
+    """A hash of the encoder's weights (names, dtypes, shapes, bytes): a graph saved beside them
+    is used only by the weights it was exported from."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in encoder.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(flat.view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def ort_encoder(
+    encoder: torch.nn.Module,
+    precision: str = "float32",
+    threads: int | None = None,
+    graph: tuple[bytes, list[str]] | None = None,
+) -> OrtEncoder:
+    """An ONNX Runtime copy of the encoder, float32 or dynamic int8: from `graph` (bytes and
+    outputs, as `encoder_graph` gives them) where the caller has it, else exported now."""
+    model_bytes, outputs = graph or encoder_graph(encoder, precision)
     return OrtEncoder(model_bytes, outputs, threads or torch.get_num_threads())

@@ -10,7 +10,9 @@ there until 2026-12-07, is a setting now); strict F1 on MACCROBAT test within 0.
 both.
 AMX CPUs are unmeasured: set `with_bf16 = "bf16"` where bf16 measures faster. The other choices
 are "bf16", "onnx-float32" (float32's entities) and "float32". Where onnxruntime is not
-installed, "auto" falls back to PyTorch: bf16 on a CPU with native bf16, else float32.
+installed, "auto" falls back to PyTorch: bf16 on a CPU with native bf16, else float32. Saved with the
+pipeline (`spacy package`), the component keeps the int8 graph of its encoder's weights, so that
+loading the packaged model does not export and quantise them again.
 spacy-transformers runs the encoder in its weights' dtype and hands the outputs to NumPy, which has
 no bf16, and thinc's mixed-precision switch is CUDA-only; so for bf16 the weights are cast here
 and the encoder's floating outputs cast back to float32.
@@ -20,6 +22,7 @@ PyTorch, and registers its factory only once when imported under two module name
 `clin_distill.student.precision` and the model package's copy).
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 FACTORY = "clin_encoder_precision"
+GRAPH_FILE, GRAPH_META = "encoder.int8.onnx", "encoder.int8.json"  # the shipped int8 graph
 PRECISIONS = ("auto", "float32", "bf16", "onnx-float32", "onnx-int8")
 
 
@@ -76,6 +80,8 @@ class EncoderPrecision:
         self.nlp, self.name, self.precision, self.pipe_name = nlp, name, precision, pipe
         self.with_bf16, self.without_bf16 = with_bf16, without_bf16
         self.applied: str | None = None
+        self.graph: str | None = None  # where the ONNX graph came from: "shipped" or "exported"
+        self._shipped: tuple[bytes, dict[str, Any]] | None = None
 
     def resolve(self) -> str:
         """What "auto" means here: `with_bf16` on a CPU with native bf16, else `without_bf16`; where
@@ -106,12 +112,47 @@ class EncoderPrecision:
             if self.applied == "bf16":
                 bf16_encoder(self.nlp, self.pipe_name)
             elif self.applied.startswith("onnx-"):
-                from .onnx_encoder import ort_encoder
+                from .onnx_encoder import fingerprint, ort_encoder
 
-                # read by the transformer's inference path (windows.py: encoder_runner)
                 trf = self.nlp.get_pipe(self.pipe_name).model
-                trf.clin_encoder_runner = ort_encoder(trf.transformer, self.applied.removeprefix("onnx-"))
+                graph = None
+                if self.applied == "onnx-int8" and self._shipped is not None:
+                    data, meta = self._shipped
+                    if meta.get("fingerprint") == fingerprint(trf.transformer):
+                        graph = (data, meta["outputs"])
+                self.graph = "shipped" if graph else "exported"
+                # read by the transformer's inference path (windows.py: encoder_runner)
+                runner = ort_encoder(trf.transformer, self.applied.removeprefix("onnx-"), graph=graph)
+                trf.clin_encoder_runner = runner
+            self._shipped = None  # an ONNX Runtime session keeps its own copy
         return self.applied
+
+    def to_disk(self, path: Path, exclude: Any = ()) -> None:
+        """Save the encoder's int8 graph with its weights' fingerprint: loading then skips the
+        export and quantisation (seconds, and about 150 MB at their peak). Saved only from float32
+        weights on the CPU, and only where onnx and onnxruntime are installed."""
+        from .onnx_encoder import available, encoder_graph, fingerprint
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        encoder = self.nlp.get_pipe(self.pipe_name).model.transformer
+        weights = next(encoder.parameters(), None) if encoder is not None else None
+        if (
+            weights is not None
+            and weights.dtype == torch.float32
+            and weights.device.type == "cpu"
+            and available()
+        ):
+            data, outputs = encoder_graph(encoder, "int8")
+            (path / GRAPH_FILE).write_bytes(data)
+            meta = {"fingerprint": fingerprint(encoder), "outputs": outputs}
+            (path / GRAPH_META).write_text(json.dumps(meta) + "\n")
+
+    def from_disk(self, path: Path, exclude: Any = ()) -> "EncoderPrecision":
+        path = Path(path)
+        if (path / GRAPH_FILE).exists() and (path / GRAPH_META).exists():
+            self._shipped = ((path / GRAPH_FILE).read_bytes(), json.loads((path / GRAPH_META).read_text()))
+        return self
 
     def __call__(self, doc: Doc) -> Doc:
         self.apply()
