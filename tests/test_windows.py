@@ -94,7 +94,7 @@ def test_chunk_cached_wordpieces_equal_the_rust_tokenizers_on_real_and_odd_text(
     """A window's wordpieces joined from its space-separated chunks are the tokenizer's own (ids,
     tokens, type ids, character offsets), on every MACCROBAT note whole and cut mid-word, and on
     text with accents, CJK, control characters and runs of spaces; a tokenizer whose pieces keep
-    the space (byte-level BPE) gets no cache."""
+    the space (byte-level BPE) or with an added token that holds one gets no cache."""
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     tokenizer = student().get_pipe("transformer").model.tokenizer
@@ -111,3 +111,7 @@ def test_chunk_cached_wordpieces_equal_the_rust_tokenizers_on_real_and_odd_text(
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
     assert ChunkCachedWordpieces.for_backend(bpe) is None
+    with_phrase = Tokenizer.from_str(backend.to_str())
+    with_phrase.add_tokens(["blood pressure"])  # an added token may hold a space: no cache
+    assert with_phrase.encode("blood pressure", add_special_tokens=False).tokens == ["blood pressure"]
+    assert ChunkCachedWordpieces.for_backend(with_phrase) is None

@@ -135,6 +135,8 @@ class EncoderPrecision:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        if self.pipe_name not in self.nlp.pipe_names:
+            return  # a pipeline without its transformer (yet): nothing to export
         encoder = self.nlp.get_pipe(self.pipe_name).model.transformer
         weights = next(encoder.parameters(), None) if encoder is not None else None
         if (

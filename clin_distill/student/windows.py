@@ -219,10 +219,19 @@ class ChunkCachedWordpieces:
 
     @classmethod
     def for_backend(cls, backend) -> ChunkCachedWordpieces | None:
+        """The cache, or None where a wordpiece could cross a space: another pipeline, an added
+        token with a space in it or one that takes the spaces beside it (lstrip, rstrip), or a
+        template other than [specials] sequence [specials]."""
         parts = (backend.normalizer, backend.pre_tokenizer, backend.model, backend.post_processor)
         if tuple(type(p).__name__ for p in parts) != cls.PIPELINE:
             return None
-        return cls(backend)
+        added = backend.get_added_tokens_decoder().values()
+        if any(" " in t.content or t.lstrip or t.rstrip for t in added):
+            return None
+        try:
+            return cls(backend)
+        except ValueError:
+            return None
 
     def _chunk(self, chunk: str) -> tuple[list[int], np.ndarray, list[str]]:
         if len(self.chunks) > _CHUNK_LIMIT:
