@@ -225,7 +225,8 @@ def run_cpu_benchmark(b: CpuBenchmark, echo: Callable[[str], Any] = print) -> di
     )
     # every other precision and runtime, float32 on PyTorch only where the default is not that;
     # bf16 only where the CPU has it natively (PyTorch emulates it elsewhere, slower than float32)
-    candidates = ("float32", "onnx-float32", "int8", "onnx-int8") + (("bf16",) if cpu_has_bf16() else ())
+    native = data["machine"]["native_bf16"]
+    candidates = ("float32", "onnx-float32", "int8", "onnx-int8") + (("bf16",) if native else ())
     variants = [v for v in candidates if v != precision]
     variant_nlp = {}
     for variant in variants:

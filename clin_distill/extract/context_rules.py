@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -34,17 +35,17 @@ def spelled_out(pattern: list[dict]) -> list[list[str]] | None:
         if set(token) - {"LOWER", "OP"} or token.get("OP", "") not in ("", "?"):
             return None
         value = token.get("LOWER")
-        words = [value] if isinstance(value, str) else value.get("IN") if isinstance(value, dict) else None
-        if words is None or (isinstance(value, dict) and set(value) != {"IN"}):
+        if isinstance(value, str):
+            words = [value]
+        elif isinstance(value, dict) and set(value) == {"IN"}:
+            words = value["IN"]
+        else:
             return None
         if any(w != w.lower() for w in words):
             return None  # LOWER never equals a word with capitals; a phrase would be lower-cased
         words = [w for w in words if w and not any(c.isspace() for c in w)]  # one token's LOWER has no space
         choices.append(words + ([""] if token.get("OP") == "?" else []))
-    count = 1
-    for words in choices:
-        count *= len(words)
-    if count > MAX_PHRASES:
+    if math.prod(len(words) for words in choices) > MAX_PHRASES:
         return None
     sequences = dict.fromkeys(tuple(w for w in seq if w) for seq in itertools.product(*choices))
     return [list(seq) for seq in sequences if seq]

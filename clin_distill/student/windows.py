@@ -253,14 +253,14 @@ class ChunkCachedWordpieces:
                 starts.append(pos)
                 counts.append(len(hit[0]))
             pos += len(chunk) + 1
-        n = len(ids) - len(self.head[0])
+        k, n = len(self.head[0]), len(ids) - len(self.head[0])
         ids += self.tail[0]
         tokens += self.tail[2]
-        special = np.zeros((len(self.head[0]), 2), dtype=np.int64)
-        body = np.concatenate(offsets) + np.repeat(starts, counts)[:, None] if offsets else special[:0]
-        tail = np.zeros((len(self.tail[0]), 2), dtype=np.int64)
+        window_offsets = np.zeros((len(ids), 2), dtype=np.int64)  # special tokens: (0, 0)
+        if offsets:
+            window_offsets[k : k + n] = np.concatenate(offsets) + np.repeat(starts, counts)[:, None]
         type_ids = self.head[1] + [self.sequence_type] * n + self.tail[1]
-        return ChunkEncoding(ids, type_ids, np.concatenate([special, body, tail]), tokens)
+        return ChunkEncoding(ids, type_ids, window_offsets, tokens)
 
 
 def _window_encoder(tokenizer, backend) -> Callable[[str], Any]:
