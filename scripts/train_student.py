@@ -22,6 +22,9 @@ def main(
     learn_rate: float = typer.Option(
         None, help="Adam's peak rate (training.optimizer.learn_rate.initial_rate; default: the config's)"
     ),
+    encoder_dropout: float = typer.Option(
+        None, help="The encoder's hidden and attention dropout (transformer_config; default: the config's)"
+    ),
 ) -> None:
     backbone = resolve_transformer(transformer)
     try:
@@ -38,6 +41,9 @@ def main(
     }
     if learn_rate is not None:
         overrides["training.optimizer.learn_rate.initial_rate"] = learn_rate
+    if encoder_dropout is not None:
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            overrides[f"components.transformer.model.transformer_config.{key}"] = encoder_dropout
     if encoder_layers:
         overrides["components.transformer.model.transformer_config.num_hidden_layers"] = encoder_layers
     typer.echo(
