@@ -1,4 +1,5 @@
-"""Step `train-distilled` / `train-human`: train the student config on a corpus with spaCy's trainer."""
+"""Step `train-human`: train the student config on a gold corpus with spaCy's trainer (the distilled
+student trains through scripts/train_distilled.py, with its self-training rounds)."""
 
 from pathlib import Path
 

@@ -68,6 +68,8 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
         "1",
         "--learn-rate",
         "0.0001",
+        "--encoder-dropout",
+        "0.1",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -76,6 +78,8 @@ def test_biobert_shaped_cased_bert_trains_a_step(tmp_path, data_dir):
     encoder = nlp.get_pipe("transformer").model.transformer
     assert encoder.config.hidden_size == 768 and encoder.config.num_hidden_layers == 4
     assert len(encoder.encoder.layer) == 4
+    # the human-label student's own encoder dropout replaces the config's (0.0 for the distilled one)
+    assert encoder.config.hidden_dropout_prob == 0.1 and encoder.config.attention_probs_dropout_prob == 0.1
     # the kept layers start from the backbone's own weights (one step at lr 1e-4 barely moves them)
     kept = encoder.encoder.layer[3].attention.self.query.weight.detach()
     start = full.encoder.layer[3].attention.self.query.weight.detach()
