@@ -37,7 +37,7 @@ def results(reports: Path, project: Path) -> list[str]:
     ev = _load(reports, "evaluation")
     if ev is None:
         return ["(no reports/evaluation.json yet: `weasel run all`)"]
-    names = {"teachers": "teachers (selected combination)", "distilled": "distilled student (packaged)",
+    names = {"teachers": "teachers (selected combination)", "distilled": "distilled student (float32)",
              "human": "human-label student (reference)"}  # fmt: skip
     rows = [[names.get(m, m), *(_f1(by_set["maccrobat_test"][lab]) for lab in LABELS),
              _f1(by_set["bc5cdr_test"]["MEDICATION"]), _f1(by_set["bc5cdr_test"]["DISEASE"]),
@@ -63,6 +63,14 @@ def results(reports: Path, project: Path) -> list[str]:
             f"MACCROBAT test, distilled - teachers: {gaps('distilled - teachers')}; human - distilled: "
             f"{gaps('human - distilled')} (paired bootstrap 95% intervals: reports/evaluation.md).",
         ]
+        # `evaluate` scores the student's float32 weights; the package runs its default encoder.
+        student = (_load(reports, "benchmark") or {}).get("student", {})
+        if f1 := student.get("maccrobat_test_strict_f1"):
+            lines[-1] += (
+                f" The package's default encoder ({student['precision']}) on MACCROBAT test: "
+                + ", ".join(f"{lab} {f1[lab]:.3f}" for lab in LABELS)
+                + " (reports/benchmark.md)."
+            )
     return lines
 
 
@@ -92,6 +100,13 @@ def speed(reports: Path, project: Path) -> list[str]:
         f"at the same precision on the same batches, PyTorch or ONNX Runtime (the default's, "
         f"{s['precision']}: {b['ceiling']['words_per_second']:,.0f} words/s at batch size "
         f"{b['ceiling']['batch_size']}). "
+        + (
+            f"Timed batch by batch in turns with its bare encoder, the default spends "
+            f"{s['outside_encoder_ms_per_note']} ms a note outside the encoder, whose calls inside the "
+            f"pipeline take {s['encoder_in_pipeline_to_bare']}x the bare encoder's time. "
+            if "outside_encoder_ms_per_note" in s
+            else ""
+        )
         + (
             f'With native bf16, "auto" runs {s["precision"]}: {b["bf16_speedup_in_turns"]["speedup"]}x '
             f"PyTorch bf16 and {b['no_bf16_speedup_in_turns']['speedup']}x PyTorch float32, each timed "

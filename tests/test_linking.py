@@ -7,6 +7,8 @@ import spacy
 from spacy.tokens import Span
 
 from clin_distill.linking.linker import abbreviation_pairs, normalise
+from clin_distill.linking.table import Xrefs, build_table
+from clin_distill.teachers.lexicons import Term
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,32 @@ def test_unknown_mention_gets_no_code_and_partial_match_finds_the_head(linker_nl
     head, unknown = doc.ents
     assert head._.link == "partial" and head.kb_id_
     assert unknown.kb_id_ == "" and unknown._.codes == [] and unknown._.code_system is None
+
+
+def test_residual_categories_rank_after_every_other_code():
+    # ICD-10-CM 2025's titles: "Other hypertension" (I1A) matches "hypertension" once "other" is
+    # dropped; the Disease Ontology names it and maps it to I10 (Essential (primary) hypertension).
+    xrefs = Xrefs()
+    xrefs.add("DOID:10763", "ICD10CM:I10")
+    terms = [
+        Term("Other hypertension", "DISEASE", "ICD10CM:I1A", "icd10cm"),
+        Term("Hypertension", "DISEASE", "DOID:10763", "disease_ontology"),
+        Term("Other heart failure", "DISEASE", "ICD10CM:I50.8", "icd10cm"),
+        Term("Heart failure, unspecified", "DISEASE", "ICD10CM:I50.9", "icd10cm"),
+        Term("Other specified diseases of intestine", "DISEASE", "ICD10CM:K63.89", "icd10cm"),
+    ]
+    table = build_table(terms, ["icd10cm", "disease_ontology"], xrefs, {})
+    assert table["hypertension"] == ["DOID:10763", "ICD10CM:I10", "ICD10CM:I1A"]
+    assert table["heart failure"] == ["ICD10CM:I50.9", "ICD10CM:I50.8"]
+    # a term only a residual category lists keeps its code first
+    assert table["diseases of intestine"] == ["ICD10CM:K63.89"]
+
+
+def test_hypertension_links_to_essential_hypertension_not_a_residual_category(linker_nlp):
+    doc = entities(linker_nlp, "History of hypertension.", [("hypertension", "DISEASE")])
+    codes = doc.ents[0]._.codes
+    assert [c for c in codes if c.startswith("ICD10CM:")][0] == "ICD10CM:I10", codes
+    assert codes[-1] == "ICD10CM:I1A" and doc.ents[0].kb_id_ != "ICD10CM:I1A"
 
 
 def test_linking_report_measured_on_gold_mentions(workflow_project):

@@ -27,7 +27,7 @@ def test_a_changed_report_makes_the_readme_stale(tmp_path):
     (reports / "evaluation.json").write_text(json.dumps(ev))
     readme = (ROOT / "README.md").read_text()
     fresh = render(readme, reports, ROOT / "project.yml")
-    assert fresh != readme and "| distilled student (packaged) | 0.999" in fresh
+    assert fresh != readme and "| distilled student (float32) | 0.999" in fresh
     with pytest.raises(ValueError, match="no <!-- generated:speed --> block"):
         render(readme.replace("<!-- generated:speed -->", ""), reports, ROOT / "project.yml")
 

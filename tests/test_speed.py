@@ -70,6 +70,11 @@ def test_student_and_its_ceiling_are_timed_in_turns_and_the_ceiling_leaves_the_s
     assert student["batch_size"] == ceiling["batch_size"] == 1
     assert student["words_per_second"] > 0 and ceiling["words_per_second"] > 0
     assert ceiling["transformer_batches"] == len(texts)
+    # the encoder inside the pipeline is timed in the student's turns only (the bare encoder's
+    # calls go through the same PyTorch module), then the module's own forward is back
+    assert 0 < student["encoder_seconds_in_pipeline"] < student["seconds"]
+    assert student["outside_encoder_ms_per_note"] > 0
+    assert "forward" not in vars(nlp.get_pipe("transformer").model.transformer)
     assert peak is None or peak > 0
     paired = speedup_in_turns(nlp, nlp, texts, batch_size=1, rounds=2)
     assert paired["words_per_second"] > 0 and paired["baseline_words_per_second"] > 0

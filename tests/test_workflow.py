@@ -76,7 +76,7 @@ def assert_same_combinations(project):
     for name, teacher in committed["teachers"].items():
         assert produced["teachers"][name]["scores"] == teacher["scores"]
     # the readme step wrote the copy's README from the copy's reports
-    assert "| distilled student (packaged) |" in (project / "README.md").read_text()
+    assert "| distilled student (float32) |" in (project / "README.md").read_text()
 
 
 def test_rerun_skips_current_steps_and_reruns_what_a_change_affects(workflow_project, data_dir):

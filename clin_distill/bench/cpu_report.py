@@ -68,6 +68,16 @@ def after_lines(data: dict[str, Any], gold_name: str | None, llm_name: str | Non
         f"- ratio_to_ceiling (packaged default, batch size {default_batch}, {precision}): "
         f"**{data['ratio_to_ceiling']}**; fastest student row (batch size {student['fastest_batch_size']}) "
         f"to the fastest ceiling row: {data['ratio_to_best_ceiling']}",
+        *(
+            [
+                f"- in the same turns (student and bare encoder alternating batch by batch), the encoder "
+                f"inside the pipeline took {student['encoder_in_pipeline_to_bare']}x the bare encoder's "
+                f"time; outside it the student spent {student['outside_encoder_ms_per_note']} ms per note "
+                f"({1 - student['encoder_seconds_in_pipeline'] / student['seconds']:.1%} of its time)"
+            ]
+            if "outside_encoder_ms_per_note" in student
+            else []
+        ),
         f"- student peak RSS while labelling: {student['peak_rss_mb']} MB at batch size {default_batch} "
         f"({student['peak_rss_mb_with_loading']:,.0f} MB counting the load); "
         f"wordpieces per word: {data['ceiling']['wordpieces_per_word']}",

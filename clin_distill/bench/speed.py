@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +104,54 @@ def student_throughput(
     }
 
 
-def encoder_batches(nlp: Language, texts: Sequence[str], batch_size: int) -> tuple[list[dict], int]:
-    """The padded wordpiece batches the student's transformer encodes for these texts, built the
-    way spacy-transformers builds them (docs grouped by length up to `max_batch_items` tokens per
-    pipe batch; each group's strided windows tokenized and padded to the longest)."""
+def encoder_batch_groups(
+    nlp: Language, texts: Sequence[str], batch_size: int
+) -> tuple[list[list[dict]], int]:
+    """The padded wordpiece batches the student's transformer encodes for these texts, per pipe
+    batch of `batch_size` notes, built the way spacy-transformers builds them (docs grouped by
+    length up to `max_batch_items` tokens per pipe batch; each group's strided windows tokenized
+    and padded to the longest); and the texts' word count."""
     trf_pipe = nlp.get_pipe("transformer")
     trf = trf_pipe.model
     docs = [nlp.make_doc(t) for t in texts]
-    batches = []
+    groups = []
     for outer in minibatch(docs, batch_size):
+        group = []
         for indices in batch_by_length(outer, trf_pipe.cfg["max_batch_items"]):
             spans = [
                 s for doc_spans in trf.attrs["get_spans"]([outer[i] for i in indices]) for s in doc_spans
             ]
-            batches.append(trf.tokenizer([s.text for s in spans], add_special_tokens=True, padding="longest",
-                                         return_tensors="pt"))  # fmt: skip
-    return batches, sum(word_count(d) for d in docs)
+            group.append(trf.tokenizer([s.text for s in spans], add_special_tokens=True, padding="longest",
+                                       return_tensors="pt"))  # fmt: skip
+        groups.append(group)
+    return groups, sum(word_count(d) for d in docs)
+
+
+def encoder_batches(nlp: Language, texts: Sequence[str], batch_size: int) -> tuple[list[dict], int]:
+    """`encoder_batch_groups` as one list: every batch the encoder runs for these texts, in order."""
+    groups, words = encoder_batch_groups(nlp, texts, batch_size)
+    return [b for group in groups for b in group], words
+
+
+def _ceiling_model(nlp: Language, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
+    """The student's encoder as the ceiling runs it: the runtime that `clin_encoder_precision` gave
+    it (ONNX Runtime), or the PyTorch module in `dtype`."""
+    trf = nlp.get_pipe("transformer").model
+    return encoder_runner(trf) or trf.transformer.to(device=device, dtype=dtype).eval()
+
+
+def _ceiling_stats(tensors: Sequence[tuple], seconds: float, words: int, batch_size: int) -> dict[str, Any]:
+    tokens = sum(int(m.sum()) for _, m in tensors)
+    return {
+        "batch_size": batch_size,
+        "transformer_batches": len(tensors),
+        "wordpieces": tokens,
+        "padded_wordpieces": sum(m.numel() for _, m in tensors),
+        "seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens / seconds, 1),
+        "wordpieces_per_word": round(tokens / words, 3),
+        "words_per_second": round(words / seconds, 1),
+    }
 
 
 def ceiling_throughput(
@@ -127,8 +161,7 @@ def ceiling_throughput(
     """Forward passes only, of the student's own encoder over its own batches: the PyTorch module
     in `dtype`, or the runtime that `clin_encoder_precision` gave it (ONNX Runtime). `batches`:
     `encoder_batches(nlp, texts, batch_size)` where the caller has built them already."""
-    trf = nlp.get_pipe("transformer").model
-    model = encoder_runner(trf) or trf.transformer.to(device=device, dtype=dtype).eval()
+    model = _ceiling_model(nlp, device, dtype)
     batches, words = batches or encoder_batches(nlp, texts, batch_size)
     tensors = [(b["input_ids"].to(device), b["attention_mask"].to(device)) for b in batches]
     best = float("inf")
@@ -143,41 +176,58 @@ def ceiling_throughput(
             if device != "cpu":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
-    tokens = sum(int(m.sum()) for _, m in tensors)
-    padded = sum(m.numel() for _, m in tensors)
-    return {
-        "batch_size": batch_size,
-        "transformer_batches": len(tensors),
-        "wordpieces": tokens,
-        "padded_wordpieces": padded,
-        "seconds": round(best, 3),
-        "tokens_per_second": round(tokens / best, 1),
-        "wordpieces_per_word": round(tokens / words, 3),
-        "words_per_second": round(words / best, 1),
-    }
+    return _ceiling_stats(tensors, best, words, batch_size)
 
 
 def student_and_ceiling(
     nlp: Language, texts: Sequence[str], batch_size: int, rounds: int = 3, dtype: torch.dtype = torch.float32
 ) -> tuple[dict[str, Any], dict[str, Any], float | None]:  # fmt: skip
-    """The student's throughput and its encoder's ceiling at one batch size, measured in turns in one
-    process (student pass, ceiling pass, `rounds` times; best of each), so that both see the same
-    machine: on the shared 2-core VM, words/s drift by 10-20% from minute to minute, and the two
-    timed minutes apart gave ratios from 0.72 to 0.98 for the same code. Also returns the peak RSS
-    (MB) of the first student pass, before any ceiling pass ran."""
+    """The student's throughput and its encoder's ceiling at one batch size, timed in turns batch by
+    batch in one process: the student labels one `nlp.pipe` batch of notes from its stream, the
+    bare encoder runs that batch's wordpiece batches, and the order flips with every batch, so that
+    both see the same moment of the machine. On the shared 2-core VM words/s drift by 10-20% within
+    a minute: whole 300-note passes timed in turns gave ratios from .65 to .85 for the same code,
+    batch by batch .78-.79 (reports/experiments.md, 2026-12-07). Each of `rounds` rounds covers
+    every note; the round in which the student was fastest is reported, with its own ceiling. Also
+    returns the peak RSS (MB) of a first pass of the student alone, before any ceiling ran."""
     list(nlp.pipe(texts[:batch_size], batch_size=batch_size))  # warm-up
-    batches = encoder_batches(nlp, texts, batch_size)  # the ceiling's input, built once
+    groups, words = encoder_batch_groups(nlp, texts, batch_size)  # the ceiling's input, built once
     reset = reset_peak_rss()
-    students, ceilings = [], []
-    peak: float | None = None
-    for i in range(rounds):
-        students.append(student_throughput(nlp, texts, batch_size, repeats=1, warm_up=False))
-        if i == 0:
-            peak = peak_rss_mb() if reset else None
-        ceilings.append(ceiling_throughput(nlp, texts, batch_size, repeats=1, dtype=dtype, batches=batches))
-    student = min(students, key=lambda r: r["seconds"])
-    ceiling = min(ceilings, key=lambda r: r["seconds"])
-    return student, ceiling, peak
+    for _ in nlp.pipe(texts, batch_size=batch_size):
+        pass  # each doc dropped as a user's loop drops it: holding 300 docs' encoder outputs adds ~170 MB
+    peak = peak_rss_mb() if reset else None
+    model = _ceiling_model(nlp, dtype=dtype)
+    tensors = [[(b["input_ids"], b["attention_mask"]) for b in group] for group in groups]
+    best: list[float] | None = None
+    with torch.inference_mode(), encoder_timer(nlp) as inside:
+        for _ in range(rounds):
+            stream = nlp.pipe(texts, batch_size=batch_size)
+            spent = [0.0, 0.0, 0.0]  # student, ceiling, the student's encoder inside the pipeline
+            for i, group in enumerate(tensors):
+                for which in (0, 1) if i % 2 == 0 else (1, 0):
+                    start, encoder = time.perf_counter(), inside[0]
+                    if which == 0:
+                        for _ in islice(stream, batch_size):
+                            pass
+                        spent[2] += inside[0] - encoder
+                    else:
+                        for input_ids, mask in group:
+                            model(input_ids=input_ids, attention_mask=mask)
+                    spent[which] += time.perf_counter() - start
+            if best is None or spent[0] < best[0]:
+                best = spent
+    assert best is not None
+    student = {
+        "batch_size": batch_size,
+        "seconds": round(best[0], 3),
+        "words_per_second": round(words / best[0], 1),
+        "notes_per_second": round(len(texts) / best[0], 2),
+        # the same round: the encoder inside the pipeline against the bare one, and the rest
+        "encoder_seconds_in_pipeline": round(best[2], 3),
+        "encoder_in_pipeline_to_bare": round(best[2] / best[1], 3),
+        "outside_encoder_ms_per_note": round(1000 * (best[0] - best[2]) / len(texts), 2),
+    }
+    return student, _ceiling_stats([t for group in tensors for t in group], best[1], words, batch_size), peak
 
 
 def speedup_in_turns(
@@ -202,15 +252,13 @@ def speedup_in_turns(
     }
 
 
-def stage_shares(nlp: Language, texts: Sequence[str], passes: int = 2) -> dict[str, float]:
-    """Where the student's time goes at batch size 1, timed stage by stage (no profiler, whose
-    per-call cost inflates Python-heavy stages): spaCy's tokenizer, each pipeline component, and
-    within the transformer component its encoder's forward pass (the runner `clin_encoder_precision`
-    set, or the PyTorch module). Shares of the last of `passes` passes (the first fills the
-    tokenizer's and the linker's caches, as in the timed throughput runs). `encoder_forward` is
-    what the ceiling times; everything else is overhead outside it."""
+@contextmanager
+def encoder_timer(nlp: Language) -> Iterator[list[float]]:
+    """Seconds spent in the student's encoder forward pass (the runner `clin_encoder_precision`
+    set, or the PyTorch module's forward), summed into the yielded list's one item while the block
+    runs; the encoder is restored after it."""
     trf = nlp.get_pipe("transformer").model
-    spent = {"encoder_forward": 0.0}
+    spent = [0.0]
     runner = encoder_runner(trf)
 
     def timed(call):
@@ -219,19 +267,34 @@ def stage_shares(nlp: Language, texts: Sequence[str], passes: int = 2) -> dict[s
             try:
                 return call(*args, **kwargs)
             finally:
-                spent["encoder_forward"] += time.perf_counter() - start
+                spent[0] += time.perf_counter() - start
 
         return wrapper
 
     if runner is not None:
         setattr(trf, RUNNER_ATTR, timed(runner))
     else:
-        forward = trf.transformer.forward
-        trf.transformer.forward = timed(forward)
+        trf.transformer.forward = timed(trf.transformer.forward)
     try:
+        yield spent
+    finally:
+        if runner is not None:
+            setattr(trf, RUNNER_ATTR, runner)
+        else:
+            del trf.transformer.forward  # the instance attribute: the class's forward again
+
+
+def stage_shares(nlp: Language, texts: Sequence[str], passes: int = 2) -> dict[str, float]:
+    """Where the student's time goes at batch size 1, timed stage by stage (no profiler, whose
+    per-call cost inflates Python-heavy stages): spaCy's tokenizer, each pipeline component, and
+    within the transformer component its encoder's forward pass (the runner `clin_encoder_precision`
+    set, or the PyTorch module). Shares of the last of `passes` passes (the first fills the
+    tokenizer's and the linker's caches, as in the timed throughput runs). `encoder_forward` is
+    what the ceiling times; everything else is overhead outside it."""
+    with encoder_timer(nlp) as spent:
         for _ in range(passes):
             stages = dict.fromkeys(["spacy_tokenizer", *nlp.pipe_names], 0.0)
-            spent["encoder_forward"] = 0.0
+            spent[0] = 0.0
             for text in texts:
                 start = time.perf_counter()
                 doc = nlp.make_doc(text)
@@ -240,14 +303,9 @@ def stage_shares(nlp: Language, texts: Sequence[str], passes: int = 2) -> dict[s
                     start = time.perf_counter()
                     doc = proc(doc)
                     stages[name] += time.perf_counter() - start
-    finally:
-        if runner is not None:
-            setattr(trf, RUNNER_ATTR, runner)
-        else:
-            del trf.transformer.forward  # the instance attribute: the class's forward again
     total = sum(stages.values())
-    stages["transformer"] -= spent["encoder_forward"]
-    shares = {"encoder_forward": spent["encoder_forward"]} | {
+    stages["transformer"] -= spent[0]
+    shares = {"encoder_forward": spent[0]} | {
         ("transformer_outside_encoder" if k == "transformer" else k): v for k, v in stages.items()
     }
     return {"seconds": round(total, 3)} | {k: round(v / total, 3) for k, v in shares.items()}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import csv
 import pickle
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from importlib.resources import files
@@ -33,6 +34,11 @@ XREF_PREFIXES = {
     "ICD10CM": "ICD10CM",
     "SNOMEDCT": "SNOMEDCT",
 }
+# Residual categories: ICD-10-CM's "Other hypertension" (I1A) or "... NEC" name what is left once
+# the specific codes are taken. The patterns drop "other" to match the bare term, so such a code
+# is listed for "hypertension"; it goes after every other code the term has (cross-references
+# included: I10 through the Disease Ontology), and stays first only where it is all there is.
+_RESIDUAL = re.compile(r"^\s*other\b|\b(nec|not elsewhere classified)\s*$", re.IGNORECASE)
 
 
 def curie(xref: str) -> str | None:
@@ -157,7 +163,8 @@ def build_table(
     rename: dict[str, str],
     add_plurals: bool = False,
 ) -> dict[str, list[str]]:
-    """{normalised term: codes}: each listing source's code in priority order, then cross-refs.
+    """{normalised term: codes}: each listing source's code in priority order, then cross-refs,
+    then residual categories' codes (`_RESIDUAL`).
 
     Terms and plurals are kept as `build_patterns` keeps them, so every pattern the teacher can
     match has an entry; the stop list is not applied (it keeps lab analytes such as "chloride"
@@ -177,17 +184,19 @@ def build_table(
         if code.startswith("DRUGNER:"):
             continue
         order += 1
-        found[text].append((rank.get(t.source, len(rank)), order, code))
+        residual = bool(_RESIDUAL.search(t.term))
+        found[text].append((residual, rank.get(t.source, len(rank)), order, code))
         if add_plurals and (form := plural(text)) and not reject_reason(form, set()):
-            plurals.append((form, rank.get(t.source, len(rank)), code))
-    for form, r, code in plurals:
+            plurals.append((form, residual, rank.get(t.source, len(rank)), code))
+    for form, residual, r, code in plurals:
         order += 1
-        found[form].append((len(rank) + r, order, code))
+        found[form].append((residual, len(rank) + r, order, code))
     table = {}
     for text, listed in found.items():
         primary: list[str] = []
         votes: dict[str, float] = {}
-        for _, _, code in sorted(listed):
+        residuals = {code for residual, *_, code in listed if residual} - {c for r, *_, c in listed if not r}
+        for *_, code in sorted(listed):
             if code not in primary:
                 primary.append(code)
         for code in primary:
@@ -196,5 +205,8 @@ def build_table(
         # Cross-references most of the term's sources agree on come first (dicts keep insertion
         # order, so ties keep the sources' priority order).
         ranked = sorted(votes, key=lambda c: -votes[c])
-        table[text] = primary + [c for c in ranked if c not in primary]
+        codes = primary + [c for c in ranked if c not in primary]
+        if len(residuals) < len(codes):
+            codes = [c for c in codes if c not in residuals] + [c for c in codes if c in residuals]
+        table[text] = codes
     return table
