@@ -85,9 +85,9 @@ def after_lines(data: dict[str, Any], gold_name: str | None, llm_name: str | Non
         _long_run_line(student["long_run_without_trim"]),
         "- cost per 1,000 notes (USD): " + ", ".join(f"{k} {v}" for k, v in costs.items()),
         f"- GPT-4o / student cost: {data['gpt4o_cost_ratio']}x",
-        "- where the student's time goes (batch size 1, 50 notes, each stage timed; the ceiling times "
-        "the encoder's forward pass alone): "
-        + ", ".join(f"{k} {v:.1%}" for k, v in student["profile"].items() if k != "seconds"),
+        "- where the student's time goes (batch size 1, 50 notes, each stage timed in a pass of its own, "
+        "whose encoder share grows when the host is slow; the ceiling times the encoder's forward pass "
+        "alone): " + ", ".join(f"{k} {v:.1%}" for k, v in student["profile"].items() if k != "seconds"),
         "- before/after: the pipeline's `nlp.pipe` default batch size was 32 (peak RSS "
         + ", ".join(f"{r['peak_rss_mb']:,.0f} MB at {r['batch_size']}" for r in student["by_batch_size"])
         + f"); it is now {default_batch}, for memory (fastest too with a float32 encoder)",

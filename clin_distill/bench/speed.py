@@ -141,6 +141,7 @@ def _ceiling_model(nlp: Language, device: str = "cpu", dtype: torch.dtype = torc
 
 
 def _ceiling_stats(tensors: Sequence[tuple], seconds: float, words: int, batch_size: int) -> dict[str, Any]:
+    """A ceiling row: the (input_ids, attention_mask) batches the encoder ran, in `seconds`."""
     tokens = sum(int(m.sum()) for _, m in tensors)
     return {
         "batch_size": batch_size,
