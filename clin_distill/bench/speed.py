@@ -133,13 +133,6 @@ def encoder_batches(nlp: Language, texts: Sequence[str], batch_size: int) -> tup
     return [b for group in groups for b in group], words
 
 
-def _ceiling_model(nlp: Language, device: str = "cpu", dtype: torch.dtype = torch.float32) -> Any:
-    """The student's encoder as the ceiling runs it: the runtime that `clin_encoder_precision` gave
-    it (ONNX Runtime), or the PyTorch module in `dtype`."""
-    trf = nlp.get_pipe("transformer").model
-    return encoder_runner(trf) or trf.transformer.to(device=device, dtype=dtype).eval()
-
-
 def _ceiling_stats(tensors: Sequence[tuple], seconds: float, words: int, batch_size: int) -> dict[str, Any]:
     """A ceiling row: the (input_ids, attention_mask) batches the encoder ran, in `seconds`."""
     tokens = sum(int(m.sum()) for _, m in tensors)
@@ -153,31 +146,6 @@ def _ceiling_stats(tensors: Sequence[tuple], seconds: float, words: int, batch_s
         "wordpieces_per_word": round(tokens / words, 3),
         "words_per_second": round(words / seconds, 1),
     }
-
-
-def ceiling_throughput(
-    nlp: Language, texts: Sequence[str], batch_size: int, repeats: int = 2, device: str = "cpu",
-    dtype: torch.dtype = torch.float32, batches: tuple[list[dict], int] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Forward passes only, of the student's own encoder over its own batches: the PyTorch module
-    in `dtype`, or the runtime that `clin_encoder_precision` gave it (ONNX Runtime). `batches`:
-    `encoder_batches(nlp, texts, batch_size)` where the caller has built them already."""
-    model = _ceiling_model(nlp, device, dtype)
-    batches, words = batches or encoder_batches(nlp, texts, batch_size)
-    tensors = [(b["input_ids"].to(device), b["attention_mask"].to(device)) for b in batches]
-    best = float("inf")
-    with torch.inference_mode():
-        model(input_ids=tensors[0][0], attention_mask=tensors[0][1])  # warm-up
-        for _ in range(repeats):
-            if device != "cpu":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for input_ids, mask in tensors:
-                model(input_ids=input_ids, attention_mask=mask)
-            if device != "cpu":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-    return _ceiling_stats(tensors, best, words, batch_size)
 
 
 def student_and_ceiling(
@@ -197,7 +165,9 @@ def student_and_ceiling(
     for _ in nlp.pipe(texts, batch_size=batch_size):
         pass  # each doc dropped as a user's loop drops it: holding 300 docs' encoder outputs adds ~170 MB
     peak = peak_rss_mb() if reset else None
-    model = _ceiling_model(nlp, dtype=dtype)
+    trf = nlp.get_pipe("transformer").model
+    # the runtime `clin_encoder_precision` gave the encoder (ONNX Runtime), or the PyTorch module
+    model = encoder_runner(trf) or trf.transformer.to(dtype=dtype).eval()
     tensors = [[(b["input_ids"], b["attention_mask"]) for b in group] for group in groups]
     best: list[float] | None = None
     with torch.inference_mode(), encoder_timer(nlp) as inside:

@@ -195,7 +195,7 @@ def build_table(
     for text, listed in found.items():
         primary: list[str] = []
         votes: dict[str, float] = {}
-        residuals = {code for residual, *_, code in listed if residual} - {c for r, *_, c in listed if not r}
+        residuals = {c for r, *_, c in listed if r} - {c for r, *_, c in listed if not r}
         for *_, code in sorted(listed):
             if code not in primary:
                 primary.append(code)
