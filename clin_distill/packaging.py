@@ -162,7 +162,9 @@ def model_card(
         "from the lexicons the teachers used. `clin_stop_terms` (after `ner`) removes entities whose whole "
         "text is on the teachers' stop list (common words, lab analytes and stains that no teacher tags); "
         "`clin_merge_adjacent` (after it) joins MEDICATION entities with only a space, hyphen or slash "
-        "between them, the words of one drug name the student tagged one by one.",
+        "between them, the words of one drug name the student tagged one by one; `clin_abbreviations` "
+        "(after that) gives every use of a short form defined in the note ('streptozotocin (STZ)') the "
+        "label of the entity ending its long form.",
         f"**Use with medspaCy**: `import medspacy; nlp = spacy.load('en_{name}')`, then "
         "`nlp.add_pipe('medspacy_pysbd')`, `nlp.add_pipe('medspacy_sectionizer')` and "
         "`nlp.add_pipe('medspacy_context')`: entities get `_.is_negated`, `_.is_historical`, ...",
