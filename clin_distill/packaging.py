@@ -30,7 +30,13 @@ from .student.backbone import PACKAGED_MODELS
 INFERENCE_PIPES: list[tuple[str, dict[str, Any]]] = [
     (
         precision.FACTORY,
-        {"precision": "auto", "pipe": "transformer", "with_bf16": "onnx-int8", "without_bf16": "onnx-int8"},
+        {
+            "precision": "auto",
+            "pipe": "transformer",
+            "with_bf16": "onnx-int8",
+            "without_bf16": "onnx-int8",
+            "numpy_blas": True,
+        },
     ),
     (
         memory.FACTORY,
@@ -208,8 +214,15 @@ def build_meta(
         # pip now resolves (0.29) no longer pulls in, so a fresh install would fail at `import spacy`.
         # onnxruntime and onnx: the encoder's default path ("auto" on every CPU: onnx_encoder.py);
         # numpy<2: onnx's ml_dtypes would otherwise pull NumPy 2, which spaCy 3.7's thinc
-        # binaries cannot load ("numpy.dtype size changed").
-        "requirements": ["click>=8.0.0,<9.0.0", "onnxruntime>=1.20,<2", "onnx>=1.16,<2", "numpy>=1.21,<2"],
+        # binaries cannot load ("numpy.dtype size changed"); threadpoolctl: the NER head's products
+        # on NumPy's BLAS held to one thread (precision.py: numpy_blas).
+        "requirements": [
+            "click>=8.0.0,<9.0.0",
+            "onnxruntime>=1.20,<2",
+            "onnx>=1.16,<2",
+            "numpy>=1.21,<2",
+            "threadpoolctl>=3,<4",
+        ],
     }
 
 

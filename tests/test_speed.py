@@ -22,6 +22,7 @@ import torch
 from spacy.tokens import DocBin
 from spacy_transformers.layers import transformer_model
 from test_windows import TAIL, odd_note, student
+from thinc.api import NumpyOps
 
 from clin_distill.bench.cpu import precision_ceilings
 from clin_distill.bench.speed import (
@@ -35,7 +36,7 @@ from clin_distill.bench.speed import (
 from clin_distill.packaging import INFERENCE_PIPES, inference_pipeline
 from clin_distill.student.int8 import QuantizedEncoderError, quantize_encoder
 from clin_distill.student.memory import IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV
-from clin_distill.student.precision import cpu_has_bf16
+from clin_distill.student.precision import OneThreadBlasOps, cpu_has_bf16
 from clin_distill.student.tokenizer import TOKENIZER, ChunkCachedTokenizer
 from clin_distill.student.windows import encode
 from conftest import SMALL_PROFILE
@@ -268,6 +269,7 @@ def test_packaged_pipeline_spells_out_todays_inference_settings(tmp_path, monkey
                 "pipe": "transformer",
                 "with_bf16": "onnx-int8",
                 "without_bf16": "onnx-int8",
+                "numpy_blas": True,
             },
         ),
         (
@@ -287,6 +289,31 @@ def test_packaged_pipeline_spells_out_todays_inference_settings(tmp_path, monkey
     packaged = spacy.load(tmp_path / "packaged")
     assert isinstance(packaged.tokenizer, ChunkCachedTokenizer)
     assert packaged.tokenizer.rules == trained.tokenizer.rules  # spaCy's English rules, loaded from disk
+
+
+def test_ner_head_multiplies_on_one_thread_of_numpys_blas_with_the_same_entities(workflow_project):
+    """`numpy_blas`: every thinc layer after the encoder moves off blis; the products and the
+    entities stay those of blis, and NumPy's BLAS keeps its own thread count outside them."""
+    from threadpoolctl import threadpool_info
+
+    texts = _unlabelled_texts(workflow_project, 20)
+    found = {}
+    for numpy_blas in (False, True):
+        nlp = spacy.load(workflow_project / HUMAN)
+        pipe = nlp.add_pipe(
+            "clin_encoder_precision", first=True, config={"precision": "float32", "numpy_blas": numpy_blas}
+        )
+        pipe.apply()
+        ops = {type(node.ops) for node in nlp.get_pipe("ner").model.walk()}
+        assert ops == ({OneThreadBlasOps} if numpy_blas else {NumpyOps})
+        assert pipe.blas_layers == (len(list(nlp.get_pipe("ner").model.walk())) if numpy_blas else 0)
+        found[numpy_blas] = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+    assert found[True] == found[False] and sum(map(len, found[True])) > 10
+    threads = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    x, w = np.random.default_rng(0).random((330, 384), "f"), np.random.default_rng(1).random((64, 384), "f")
+    ours, blis = OneThreadBlasOps().gemm(x, w, trans2=True), NumpyOps().gemm(x, w, trans2=True)
+    assert np.allclose(ours, blis, rtol=1e-5)
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == threads
 
 
 def test_chunk_cached_tokenizer_gives_spacys_tokens_on_real_notes(workflow_project):

@@ -17,9 +17,17 @@ spacy-transformers runs the encoder in its weights' dtype and hands the outputs 
 no bf16, and thinc's mixed-precision switch is CUDA-only; so for bf16 the weights are cast here
 and the encoder's floating outputs cast back to float32.
 
-This file ships inside the packaged model (`spacy package --code`), so it imports only spaCy and
-PyTorch, and registers its factory only once when imported under two module names (the project's
-`clin_distill.student.precision` and the model package's copy).
+`numpy_blas` (on by default) moves the matrix products of the layers after the encoder (the NER
+head's projection of each token to its hidden width) from thinc's blis, which runs one thread at
+37 GFLOPS on this CPU, to NumPy's BLAS held to one thread: 0.43 -> 0.15 ms per note for a note's
+330 x 384 x 64 product, the same entities on the benchmark's 300 notes, the student 1.02-1.05x
+the words/s in turns. Held to one thread because OpenBLAS's own two threads, waking beside ONNX
+Runtime's spinning workers, made the student 0.8x as fast (reports/experiments.md, 2026-12-08).
+
+This file ships inside the packaged model (`spacy package --code`), so it imports only spaCy,
+PyTorch and (for `numpy_blas`) threadpoolctl, and registers its factory only once when imported
+under two module names (the project's `clin_distill.student.precision` and the model package's
+copy).
 """
 
 import json
@@ -29,6 +37,7 @@ from typing import Any
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
+from thinc.api import Model, NumpyOps, Ops
 
 FACTORY = "clin_encoder_precision"
 GRAPH_FILE, GRAPH_META = "encoder.int8.onnx", "encoder.int8.json"  # the shipped int8 graph
@@ -59,6 +68,41 @@ def bf16_encoder(nlp: Language, pipe: str = "transformer") -> Language:
     return nlp
 
 
+class OneThreadBlasOps(NumpyOps):
+    """thinc's NumPy ops whose `gemm` is NumPy's BLAS on one thread (blis is used for nothing
+    else here). Written here because thinc's `use_blis=False` leaves NumPy's BLAS on all threads."""
+
+    def __init__(self) -> None:
+        from threadpoolctl import ThreadpoolController
+
+        super().__init__()
+        self.blas = ThreadpoolController().select(user_api="blas")
+
+    def gemm(self, x, y, *, out=None, trans1: bool = False, trans2: bool = False):
+        with self.blas.limit(limits=1):
+            return Ops.gemm(self, x, y, out=out, trans1=trans1, trans2=trans2)
+
+
+def one_thread_blas(nlp: Language, skip: str) -> int:
+    """Give every thinc layer on NumPy ops in the pipeline's components (but `skip`, the
+    transformer) `OneThreadBlasOps`; the number of layers changed (0 without threadpoolctl)."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return 0
+    ops, changed = None, 0
+    for name, pipe in nlp.pipeline:
+        model = getattr(pipe, "model", None)
+        if name == skip or not isinstance(model, Model):
+            continue
+        for node in model.walk():
+            if type(node.ops) is NumpyOps and node.ops.use_blis:
+                ops = ops or OneThreadBlasOps()
+                node.ops = ops
+                changed += 1
+    return changed
+
+
 class EncoderPrecision:
     """First in the pipeline: casts the transformer before the first note reaches it.
 
@@ -68,7 +112,14 @@ class EncoderPrecision:
     """
 
     def __init__(
-        self, nlp: Language, name: str, precision: str, pipe: str, with_bf16: str, without_bf16: str
+        self,
+        nlp: Language,
+        name: str,
+        precision: str,
+        pipe: str,
+        with_bf16: str,
+        without_bf16: str,
+        numpy_blas: bool = True,
     ) -> None:
         for key, value, allowed in (
             ("precision", precision, PRECISIONS),
@@ -78,9 +129,10 @@ class EncoderPrecision:
             if value not in allowed:
                 raise ValueError(f"{name}: {key} must be one of {allowed}, got {value!r}")
         self.nlp, self.name, self.precision, self.pipe_name = nlp, name, precision, pipe
-        self.with_bf16, self.without_bf16 = with_bf16, without_bf16
+        self.with_bf16, self.without_bf16, self.numpy_blas = with_bf16, without_bf16, numpy_blas
         self.applied: str | None = None
         self.graph: str | None = None  # where the ONNX graph came from: "shipped" or "exported"
+        self.blas_layers = 0  # thinc layers moved to OneThreadBlasOps (`numpy_blas`)
         self._shipped: tuple[bytes, dict[str, Any]] | None = None
 
     def resolve(self) -> str:
@@ -125,6 +177,8 @@ class EncoderPrecision:
                 runner = ort_encoder(trf.transformer, self.applied.removeprefix("onnx-"), graph=graph)
                 trf.clin_encoder_runner = runner
             self._shipped = None  # an ONNX Runtime session keeps its own copy
+            if self.numpy_blas:
+                self.blas_layers = one_thread_blas(self.nlp, self.pipe_name)
         return self.applied
 
     def to_disk(self, path: Path, exclude: Any = ()) -> None:
@@ -169,5 +223,6 @@ if not Language.has_factory(FACTORY):
             "pipe": "transformer",
             "with_bf16": "onnx-int8",
             "without_bf16": "onnx-int8",
+            "numpy_blas": True,
         },
     )(EncoderPrecision)
