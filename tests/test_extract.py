@@ -133,7 +133,8 @@ def user_venv(workflow_project, tmp_path_factory) -> Path:
         line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist")
     ]
     # what the wheel needs to import and run (onnxruntime, onnx: the encoder on CPUs without
-    # native bf16; numpy<2: spaCy 3.7's binaries), and nothing of the project (not on PyPI)
+    # native bf16; numpy<2: spaCy 3.7's binaries; threadpoolctl: the NER head's one-thread BLAS),
+    # and nothing of the project (not on PyPI)
     assert {r.split(">")[0].split("<")[0].split("=")[0] for r in requires} == {
         "spacy",
         "spacy-transformers",
@@ -141,6 +142,7 @@ def user_venv(workflow_project, tmp_path_factory) -> Path:
         "onnxruntime",
         "onnx",
         "numpy",
+        "threadpoolctl",
     }, requires
     venv = tmp_path_factory.mktemp("user") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

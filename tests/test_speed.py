@@ -309,6 +309,7 @@ def test_ner_head_multiplies_on_one_thread_of_numpys_blas_with_the_same_entities
         assert pipe.blas_layers == (len(list(nlp.get_pipe("ner").model.walk())) if numpy_blas else 0)
         found[numpy_blas] = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
     assert found[True] == found[False] and sum(map(len, found[True])) > 10
+    assert isinstance(pickle.loads(pickle.dumps(nlp.get_pipe("ner"))).model.ops, OneThreadBlasOps)
     threads = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     x, w = np.random.default_rng(0).random((330, 384), "f"), np.random.default_rng(1).random((64, 384), "f")
     ours, blis = OneThreadBlasOps().gemm(x, w, trans2=True), NumpyOps().gemm(x, w, trans2=True)

@@ -69,8 +69,9 @@ def bf16_encoder(nlp: Language, pipe: str = "transformer") -> Language:
 
 
 class OneThreadBlasOps(NumpyOps):
-    """thinc's NumPy ops whose `gemm` is NumPy's BLAS on one thread (blis is used for nothing
-    else here). Written here because thinc's `use_blis=False` leaves NumPy's BLAS on all threads."""
+    """thinc's NumPy ops whose `gemm` is NumPy's BLAS on one thread; every other method (the
+    parser's own C loop on blis included) stays thinc's. Written here because thinc's
+    `use_blis=False` leaves NumPy's BLAS on all its threads."""
 
     def __init__(self) -> None:
         from threadpoolctl import ThreadpoolController
@@ -81,6 +82,9 @@ class OneThreadBlasOps(NumpyOps):
     def gemm(self, x, y, *, out=None, trans1: bool = False, trans2: bool = False):
         with self.blas.limit(limits=1):
             return Ops.gemm(self, x, y, out=out, trans1=trans1, trans2=trans2)
+
+    def __reduce__(self):  # the controller holds ctypes handles: pickle the ops as a fresh one
+        return (type(self), ())
 
 
 def one_thread_blas(nlp: Language, skip: str) -> int:
