@@ -123,7 +123,7 @@ class EncoderPrecision:
         pipe: str,
         with_bf16: str,
         without_bf16: str,
-        numpy_blas: bool = True,
+        numpy_blas: bool,
     ) -> None:
         for key, value, allowed in (
             ("precision", precision, PRECISIONS),
